@@ -1,0 +1,1 @@
+"""Alembic migrations of the registry database; `service.db.upgrade_database` applies them."""

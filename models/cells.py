@@ -1,0 +1,311 @@
+"""Recurrent cells, one class per cell of DESIGN.md section 1.
+
+Every layer speaks the same small interface so the network, the multistability
+measures and the ONNX export never special-case a cell type:
+
+- ``state`` is one tensor [batch, state_size]: h, or [h; c] for LSTM cells;
+- ``step(x_t, state)`` is the cell's equations written out, one time step;
+- ``forward(x, state, lengths)`` runs a whole batch-first sequence and returns the
+  outputs [batch, time, hidden] and the final state, taken at ``lengths - 1`` per
+  sequence when lengths are given (the batched prefix pass of the warm-up);
+- ``roll(u, state, steps)`` feeds the same input ``u`` for ``steps`` steps.
+
+`gru`, `lstm` and `chrono` run on torch's fused kernels (cuDNN on a GPU); the other
+cells precompute their input projection for all steps with one matmul and loop
+only over the recurrence.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from models.spec import RNNSpec
+
+
+def _xavier_blocks_(weight: Tensor, blocks: int) -> None:
+    """Xavier-uniform init of each of `blocks` stacked [H, fan_in] gate matrices."""
+    for block in weight.detach().chunk(blocks, dim=0):
+        nn.init.xavier_uniform_(block)
+
+
+def _orthogonal_blocks_(weight: Tensor, blocks: int) -> None:
+    for block in weight.detach().chunk(blocks, dim=0):
+        nn.init.orthogonal_(block)
+
+
+def _gather_at(outputs: Tensor, lengths: Tensor) -> Tensor:
+    """outputs [B, T, F] -> [B, F] taken at step lengths-1 of each sequence."""
+    index = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])
+    return outputs.gather(1, index).squeeze(1)
+
+
+class Layer(nn.Module):
+    """Common shape of every recurrent layer (a cell, or a double layer of two)."""
+
+    input_size: int
+    hidden_size: int
+    state_size: int
+
+    def step(self, x_t: Tensor, state: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, state: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def roll(self, u: Tensor, state: Tensor, steps: int) -> Tensor:
+        """Final state after `steps` steps of the constant input u [input_size]."""
+        x = u.view(1, 1, -1).expand(state.shape[0], steps, -1)
+        return self(x, state)[1]
+
+    def output(self, state: Tensor) -> Tensor:
+        """The layer's output h from its state."""
+        return state[:, : self.hidden_size]
+
+
+# --- torch-kernel cells -------------------------------------------------------
+
+
+class GRUCell(Layer):
+    """torch GRU: r, z = sigma(W_i x + b_i + W_h h + b_h); n = tanh(W_in x + b_in + r*(W_hn h + b_hn));
+    h' = (1 - z) * n + z * h."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size, self.state_size = input_size, hidden_size, hidden_size
+        self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
+        _xavier_blocks_(self.rnn.weight_ih_l0, 3)
+        _orthogonal_blocks_(self.rnn.weight_hh_l0, 3)
+        nn.init.zeros_(self.rnn.bias_ih_l0)
+        nn.init.zeros_(self.rnn.bias_hh_l0)
+
+    def step(self, x_t: Tensor, state: Tensor) -> Tensor:
+        gi = x_t @ self.rnn.weight_ih_l0.T + self.rnn.bias_ih_l0
+        gh = state @ self.rnn.weight_hh_l0.T + self.rnn.bias_hh_l0
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - z) * n + z * state
+
+    def forward(self, x: Tensor, state: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        # Dense run then gather: a GRU's output at t is its state, and the CPU
+        # backward through a dense batch is far faster than through a packed one.
+        outputs, h_n = self.rnn(x, state.unsqueeze(0).contiguous())
+        final = h_n[0] if lengths is None else _gather_at(outputs, lengths)
+        return outputs, final
+
+
+class LSTMCell(Layer):
+    """torch LSTM: i, f, g, o gates; c' = sigma(f)*c + sigma(i)*tanh(g); h' = sigma(o)*tanh(c').
+    State is [h; c]."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size, self.state_size = input_size, hidden_size, 2 * hidden_size
+        self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)  # torch default init
+
+    def step(self, x_t: Tensor, state: Tensor) -> Tensor:
+        h, c = state.chunk(2, dim=-1)
+        gates = (
+            x_t @ self.rnn.weight_ih_l0.T + self.rnn.bias_ih_l0 + h @ self.rnn.weight_hh_l0.T + self.rnn.bias_hh_l0
+        )
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return torch.cat([h, c], dim=-1)
+
+    def forward(self, x: Tensor, state: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h0, c0 = (s.unsqueeze(0).contiguous() for s in state.chunk(2, dim=-1))
+        if lengths is None:
+            outputs, (h_n, c_n) = self.rnn(x, (h0, c0))
+        else:
+            # c is not among the outputs, so the final (h, c) per sequence needs packing.
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_out, (h_n, c_n) = self.rnn(packed, (h0, c0))
+            outputs = nn.utils.rnn.pad_packed_sequence(packed_out, batch_first=True, total_length=x.shape[1])[0]
+        return outputs, torch.cat([h_n[0], c_n[0]], dim=-1)
+
+
+class ChronoLSTMCell(LSTMCell):
+    """LSTM with chrono init: in both bias vectors forget = log(u), input = -log(u), u ~ U[1, t_max - 1]."""
+
+    def __init__(self, input_size: int, hidden_size: int, t_max: float) -> None:
+        super().__init__(input_size, hidden_size)
+        H = hidden_size
+        u = torch.empty(H).uniform_(1.0, t_max - 1.0)
+        for bias in (self.rnn.bias_ih_l0, self.rnn.bias_hh_l0):
+            with torch.no_grad():
+                bias.zero_()
+                bias[0:H] = -torch.log(u)  # input gate
+                bias[H : 2 * H] = torch.log(u)  # forget gate
+
+
+# --- custom cells: input projection once, recurrence in a loop ------------------
+
+
+class LoopCell(Layer):
+    """A cell written as `recur(project(x_t), state)`: the projection of every step is
+    one matmul, and a constant input is projected once."""
+
+    def __init__(self, input_size: int, hidden_size: int, gates: int) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size, self.state_size = input_size, hidden_size, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(gates * hidden_size, input_size))
+        self.bias = nn.Parameter(torch.zeros(gates * hidden_size))
+        _xavier_blocks_(self.weight_ih, gates)
+
+    def project(self, x: Tensor) -> Tensor:
+        return x @ self.weight_ih.T + self.bias
+
+    def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def step(self, x_t: Tensor, state: Tensor) -> Tensor:
+        return self.recur(self.project(x_t), state)
+
+    def forward(self, x: Tensor, state: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        p = self.project(x)  # [B, T, gates*H]
+        h, outputs = state, []
+        for t in range(x.shape[1]):
+            h_next = self.recur(p[:, t], h)
+            # Masking: a sequence past its own length keeps its state.
+            h = h_next if lengths is None else torch.where((t < lengths).view(-1, 1), h_next, h)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), h
+
+    def roll(self, u: Tensor, state: Tensor, steps: int) -> Tensor:
+        p = self.project(u).expand(state.shape[0], -1)
+        h = state
+        for _ in range(steps):
+            h = self.recur(p, h)
+        return h
+
+
+class MGUCell(LoopCell):
+    """f = sigma(Wxf x + Whf h + bf); g = tanh(Whh (f*h) + Wxh x + bh); h' = (1-f)*h + f*g."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size, gates=2)  # weight_ih = [Wxf; Wxh]
+        self.weight_hf = nn.Parameter(nn.init.xavier_uniform_(torch.empty(hidden_size, hidden_size)))
+        self.weight_hh = nn.Parameter(nn.init.xavier_uniform_(torch.empty(hidden_size, hidden_size)))
+
+    def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
+        p_f, p_h = p_t.chunk(2, dim=-1)
+        f = torch.sigmoid(p_f + h @ self.weight_hf.T)
+        g = torch.tanh((f * h) @ self.weight_hh.T + p_h)
+        return (1 - f) * h + f * g
+
+
+class BistableCell(LoopCell):
+    """c = sigma(Uc x + fb_c(h) + bc); a = 1 + tanh(Ua x + fb_a(h) + ba); h' = c*h + (1-c)*tanh(Uh x + a*h + bh).
+
+    BRC and nBRC differ only in the gates' recurrent feedback fb_c, fb_a."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size, gates=3)  # weight_ih = [Uc; Ua; Uh]
+
+    def gate_feedback(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
+        p_c, p_a, p_h = p_t.chunk(3, dim=-1)
+        fb_c, fb_a = self.gate_feedback(h)
+        c = torch.sigmoid(p_c + fb_c)
+        a = 1 + torch.tanh(p_a + fb_a)
+        return c * h + (1 - c) * torch.tanh(p_h + a * h)
+
+
+class BRCCell(BistableCell):
+    """Bistable recurrent cell: one self-connection per neuron, wc*h and wa*h, both initialised to 1."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size)
+        self.w_c = nn.Parameter(torch.ones(hidden_size))
+        self.w_a = nn.Parameter(torch.ones(hidden_size))
+
+    def gate_feedback(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self.w_c * h, self.w_a * h
+
+
+class NBRCCell(BistableCell):
+    """Neuromodulated BRC: the gates see the whole layer, Wc h and Wa h (Xavier-uniform)."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size)
+        self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))  # [Wc; Wa]
+        _xavier_blocks_(self.weight_hh, 2)
+
+    def gate_feedback(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        fb_c, fb_a = (h @ self.weight_hh.T).chunk(2, dim=-1)
+        return fb_c, fb_a
+
+
+# --- the paper's double layer -----------------------------------------------------
+
+
+class DoubleLayer(Layer):
+    """Two independent cells of H/2 units fed the same input; outputs and states are
+    concatenated [first half; second half] (for LSTM: h = [h1; h2], c = [c1; c2])."""
+
+    def __init__(self, first: Layer, second: Layer) -> None:
+        super().__init__()
+        self.first, self.second = first, second
+        self.input_size = first.input_size
+        self.hidden_size = first.hidden_size + second.hidden_size
+        self.state_size = first.state_size + second.state_size
+        self.parts = first.state_size // first.hidden_size  # 1, or 2 for [h; c]
+
+    def split(self, state: Tensor) -> tuple[Tensor, Tensor]:
+        halves = state.view(state.shape[0], self.parts, 2, -1)  # [B, parts, half, H/2]
+        return tuple(halves[:, :, i].reshape(state.shape[0], -1) for i in range(2))  # type: ignore[return-value]
+
+    def join(self, first: Tensor, second: Tensor) -> Tensor:
+        B = first.shape[0]
+        return torch.stack([first.view(B, self.parts, -1), second.view(B, self.parts, -1)], dim=2).reshape(B, -1)
+
+    def step(self, x_t: Tensor, state: Tensor) -> Tensor:
+        s1, s2 = self.split(state)
+        return self.join(self.first.step(x_t, s1), self.second.step(x_t, s2))
+
+    def forward(self, x: Tensor, state: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        s1, s2 = self.split(state)
+        out1, f1 = self.first(x, s1, lengths)
+        out2, f2 = self.second(x, s2, lengths)
+        return torch.cat([out1, out2], dim=-1), self.join(f1, f2)
+
+    def roll(self, u: Tensor, state: Tensor, steps: int) -> Tensor:
+        s1, s2 = self.split(state)
+        return self.join(self.first.roll(u, s1, steps), self.second.roll(u, s2, steps))
+
+    def output(self, state: Tensor) -> Tensor:
+        s1, s2 = self.split(state)
+        return torch.cat([self.first.output(s1), self.second.output(s2)], dim=-1)
+
+
+def make_cell(spec: RNNSpec, input_size: int, hidden_size: int) -> Layer:
+    """One cell of the spec's type with the DESIGN.md initialisation."""
+    match spec.cell:
+        case "gru":
+            return GRUCell(input_size, hidden_size)
+        case "lstm":
+            return LSTMCell(input_size, hidden_size)
+        case "chrono":
+            return ChronoLSTMCell(input_size, hidden_size, spec.t_max)
+        case "mgu":
+            return MGUCell(input_size, hidden_size)
+        case "brc":
+            return BRCCell(input_size, hidden_size)
+        case "nbrc":
+            return NBRCCell(input_size, hidden_size)
+    raise ValueError(f"unknown cell {spec.cell!r}")
+
+
+def make_layer(spec: RNNSpec, input_size: int) -> Layer:
+    if spec.double:
+        half = spec.hidden_size // 2
+        return DoubleLayer(make_cell(spec, input_size, half), make_cell(spec, input_size, half))
+    return make_cell(spec, input_size, spec.hidden_size)
+

@@ -1,0 +1,207 @@
+"""ONNX export of any network, checked against PyTorch before it is accepted.
+
+One path for every cell: the network's `step` (each cell's equations, plain
+matmuls and activations) is exported as the one-step graph `cell.onnx`; the
+whole-sequence graph `model.onnx` runs that step graph inside an ONNX `Scan` over
+the time axis. So the time axis is never frozen, no loop is unrolled, no GRU op's
+`linear_before_reset` convention can be wrong, and the initial state broadcasts to
+any batch. The parity check would catch it if any of that failed.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Literal
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from pydantic import BaseModel
+from torch import Tensor, nn
+
+from models.network import Network
+
+OPSET = 17
+TOLERANCE = 1e-4
+PARITY_LENGTHS = (1, 7, 100, 500)
+PARITY_BATCHES = (1, 3)
+
+Graph = Literal["model", "cell"]
+
+
+class ParityCase(BaseModel):
+    batch: int
+    length: int
+    max_abs_error: float
+
+
+class ParityReport(BaseModel):
+    """What the check measured: ONNX Runtime against PyTorch on fresh random inputs."""
+
+    graph: Graph
+    tolerance: float
+    max_abs_error: float
+    passed: bool
+    cases: list[ParityCase]
+    onnxruntime: str = ort.__version__
+    opset: int = OPSET
+
+
+class ExportError(RuntimeError):
+    """The exported graph does not reproduce PyTorch; the file must not be served."""
+
+    def __init__(self, message: str, report: ParityReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class _Step(nn.Module):
+    def __init__(self, network: Network) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        return self.network.step(x_t, state)
+
+
+def _export_step(network: Network) -> onnx.ModelProto:
+    """cell.onnx: (input [B, I], state [L, B, S]) -> (output [B, O], state_out [L, B, S])."""
+    spec = network.spec
+    x_t = torch.zeros(2, spec.input_size)
+    state = torch.zeros(spec.num_layers, 2, spec.state_size)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(
+            _Step(network).cpu().eval(),
+            (x_t, state),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input", "state"],
+            output_names=["output", "state_out"],
+            dynamic_axes={"input": {0: "batch"}, "state": {1: "batch"}, "output": {0: "batch"}, "state_out": {1: "batch"}},
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _as_scan_body(step: onnx.ModelProto) -> onnx.GraphProto:
+    """The step graph with Scan's signature: (state, x_t) -> (state_out, y_t), names prefixed."""
+    body = onnx.GraphProto()
+    body.CopyFrom(step.graph)
+    body.name = "step"
+    rename = {name: f"step/{name}" for name in _graph_names(body)}
+    for node in body.node:
+        node.input[:] = [rename.get(i, i) for i in node.input]
+        node.output[:] = [rename.get(o, o) for o in node.output]
+        node.name = f"step/{node.name}"
+    for collection in (body.input, body.output, body.value_info, body.initializer):
+        for item in collection:
+            item.name = rename[item.name]
+    inputs = {i.name: i for i in body.input}
+    outputs = {o.name: o for o in body.output}
+    ordered_in = [inputs["step/state"], inputs["step/input"]]
+    ordered_out = [outputs["step/state_out"], outputs["step/output"]]
+    del body.input[:], body.output[:]
+    body.input.extend(ordered_in)
+    body.output.extend(ordered_out)
+    return body
+
+
+def _graph_names(graph: onnx.GraphProto) -> set[str]:
+    names = {v.name for v in (*graph.input, *graph.output, *graph.value_info, *graph.initializer)}
+    for node in graph.node:
+        names.update(n for n in (*node.input, *node.output) if n)
+    return names
+
+
+def _sequence_model(step: onnx.ModelProto, network: Network) -> onnx.ModelProto:
+    """model.onnx: Scan of the step graph over time; `state` defaults to zeros broadcast to the batch."""
+    spec = network.spec
+    L, S = spec.num_layers, spec.state_size
+    nodes = [
+        helper.make_node("Shape", ["input"], ["input_shape"]),
+        helper.make_node("Slice", ["input_shape", "zero", "one"], ["batch"]),
+        helper.make_node("Concat", ["layers", "batch", "state_width"], ["state_shape"], axis=0),
+        helper.make_node("Expand", ["state", "state_shape"], ["state_0"]),
+        helper.make_node(
+            "Scan",
+            ["state_0", "input"],
+            ["state_out", "output"],
+            body=_as_scan_body(step),
+            num_scan_inputs=1,
+            scan_input_axes=[1],
+            scan_output_axes=[1],
+        ),
+    ]
+    constants = [
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "one"),
+        numpy_helper.from_array(np.array([L], dtype=np.int64), "layers"),
+        numpy_helper.from_array(np.array([S], dtype=np.int64), "state_width"),
+        # An initializer named like an input is that input's default: omit `state` for zeros.
+        numpy_helper.from_array(np.zeros((L, 1, S), dtype=np.float32), "state"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "warmzoo_sequence",
+        inputs=[
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "time", spec.input_size]),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [L, "state_batch", S]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", "time", spec.output_size]),
+            helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [L, "batch", S]),
+        ],
+        initializer=constants,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="warmzoo")
+
+
+def _session(model_bytes: bytes) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3  # the `state` default initializer is deliberate
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def check_parity(network: Network, model_bytes: bytes, graph: Graph, seed: int = 0) -> ParityReport:
+    """Run ONNX Runtime and PyTorch on the same fresh random inputs and states."""
+    session = _session(model_bytes)
+    spec = network.spec
+    generator = torch.Generator().manual_seed(seed)
+    lengths = PARITY_LENGTHS if graph == "model" else (1,)
+    cases = []
+    with torch.no_grad():
+        for batch in PARITY_BATCHES:
+            for length in lengths:
+                x = torch.randn(batch, length, spec.input_size, generator=generator)
+                state = 0.5 * torch.randn(spec.num_layers, batch, spec.state_size, generator=generator)
+                if graph == "model":
+                    expected = network(x, state)
+                    got = session.run(["output", "state_out"], {"input": x.numpy(), "state": state.numpy()})
+                else:
+                    expected = network.step(x[:, 0], state)
+                    got = session.run(["output", "state_out"], {"input": x[:, 0].numpy(), "state": state.numpy()})
+                error = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
+                cases.append(ParityCase(batch=batch, length=length, max_abs_error=error))
+    worst = max(c.max_abs_error for c in cases)
+    return ParityReport(graph=graph, tolerance=TOLERANCE, max_abs_error=worst, passed=worst <= TOLERANCE, cases=cases)
+
+
+def export_onnx(network: Network, graph: Graph = "model") -> tuple[bytes, ParityReport]:
+    """ONNX bytes of `graph` and the parity figures; raises ExportError when parity fails."""
+    network = network.cpu().eval()
+    step = _export_step(network)
+    model = step if graph == "cell" else _sequence_model(step, network)
+    onnx.checker.check_model(model, full_check=True)
+    data = model.SerializeToString()
+    report = check_parity(network, data, graph)
+    if not report.passed:
+        raise ExportError(
+            f"{graph}.onnx disagrees with PyTorch by {report.max_abs_error:.2e} (tolerance {TOLERANCE:.0e})", report
+        )
+    return data, report

@@ -1,0 +1,94 @@
+"""Reachable multistability: the exact VAA and its differentiable relaxation VAA*.
+
+Notation of DESIGN.md section 1: n relevant input sequences give n reachable
+starting states h0_i; the network is then rolled on a constant Gaussian input and
+the distinct end points are counted.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from models.distances import pairwise_distances
+from models.network import Network
+
+VAA_CHUNK = 1000  # steps per chunk of the exact VAA roll: bounds memory for S = 10000
+
+
+def reachable_states(network: Network, sequences: Tensor, generator: torch.Generator) -> Tensor:
+    """Stack state [L, n, S] after a random prefix c_i ~ U{1..T} of each sequence [n, T, I].
+
+    One batched pass: every sequence runs to the longest prefix and keeps its state
+    from its own c_i (masking, or gathering for the fused kernels)."""
+    n, T, _ = sequences.shape
+    lengths = torch.randint(1, T + 1, (n,), generator=generator)
+    x = sequences[:, : int(lengths.max())].to(network.device)
+    return network.recurrent(x, lengths=lengths.to(network.device))[1]
+
+
+def _gaussian(size: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    # Drawn on the CPU generator so a seed means the same draw on every device.
+    return torch.randn(size, generator=generator).to(device)
+
+
+@torch.no_grad()
+def vaa(network: Network, h0: Tensor, *, steps: int, generator: torch.Generator, eps: float = 1e-4) -> float:
+    """Exact VAA = (1/n) sum_i 1/N_i, N_i = #{j : ||z_j - z_i|| < eps}, after `steps`
+    steps of the whole stack on one shared input u ~ N(0, I) from h0 [L, n, S]."""
+    u = _gaussian(network.spec.input_size, generator, network.device)
+    state, n = h0, h0.shape[1]
+    for start in range(0, steps, VAA_CHUNK):
+        chunk = min(VAA_CHUNK, steps - start)
+        state = network.recurrent(u.view(1, 1, -1).expand(n, chunk, -1), state)[1]
+    z = state.permute(1, 0, 2).reshape(n, -1)  # every layer's state (and c) concatenated
+    counts = (pairwise_distances(z) < eps).sum(dim=1).float()
+    return float((1.0 / counts).mean())
+
+
+def vaa_star(
+    network: Network,
+    h0: Tensor,
+    *,
+    steps: int,
+    generator: torch.Generator,
+    eps: float = 1e-4,
+    partial: bool = True,
+) -> Tensor:
+    """Differentiable VAA*_l for each layer l, as a tensor [L].
+
+    Each layer rolls alone for `steps` steps on its own u_l from h0[l]; for a double
+    layer with partial warm-up only the first half-cell is rolled (and so trained).
+    C_ij = 1 - relu(d_ij - eps) / (d_ij + 1e-6) is a soft "same attractor" count."""
+    values = []
+    for layer, s0 in zip(network.layers, h0):
+        if partial and network.spec.double:
+            s0 = layer.split(s0)[0]
+            layer = layer.first
+        u = _gaussian(layer.input_size, generator, network.device)
+        z = torch.tanh(layer.roll(u, s0, steps))
+        d = pairwise_distances(z)
+        soft_same = 1 - torch.relu(d - eps) / (d + 1e-6)
+        values.append((1.0 / soft_same.sum(dim=1)).mean())
+    return torch.stack(values)
+
+
+def measure_vaa(
+    network: Network,
+    sequences: Tensor,
+    *,
+    steps: int = 10_000,
+    n: int = 32,
+    repeats: int = 1,
+    seed: int = 0,
+    eps: float = 1e-4,
+) -> list[float]:
+    """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data."""
+    generator = torch.Generator().manual_seed(seed)
+    estimates = []
+    with torch.no_grad():
+        for _ in range(repeats):
+            pick = torch.randperm(sequences.shape[0], generator=generator)[:n]
+            h0 = reachable_states(network, sequences[pick], generator)
+            estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps))
+    return estimates

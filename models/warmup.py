@@ -1,0 +1,109 @@
+"""The warm-up of arXiv 2106.01001: gradient steps that push every layer's VAA* to a target."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+
+from models.network import Network
+from models.vaa import reachable_states, vaa_star
+
+
+class WarmupConfig(BaseModel):
+    """Every knob of the procedure; the defaults are the paper's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(default=100, ge=0, description="Adam steps.")
+    learning_rate: float = Field(default=1e-2, gt=0, description="Adam learning rate.")
+    batch_size: int = Field(default=32, ge=2, description="Task sequences per step (n).")
+    stabilization_increment: int = Field(default=10, ge=0, description="S ~ U{1..min(1 + increment*k, max)} at step k.")
+    stabilization_max: int = Field(default=200, ge=1, description="Largest number of constant-input steps S.")
+    epsilon: float = Field(default=1e-4, gt=0, description="Distance below which two end states coincide.")
+    target: float = Field(default=0.95, gt=0, le=1, description="Target VAA* of every layer.")
+    partial: bool = Field(default=True, description="For double layers, warm up only the first half-cells.")
+
+
+class WarmupDiverged(RuntimeError):
+    """VAA* became NaN: the run cannot continue and must not be published."""
+
+
+@dataclass
+class WarmupResult:
+    vaa_star_history: list[float] = field(default_factory=list)  # mean over layers, one per step
+    vaa_star_layers: list[list[float]] = field(default_factory=list)  # per step, per layer
+    steps_done: int = 0
+    stopped: bool = False
+    seconds: float = 0.0
+
+
+ProgressFn = Callable[[int, int, float], None]
+StopFn = Callable[[], bool]
+
+
+def stabilization_steps(k: int, config: WarmupConfig, generator: torch.Generator) -> int:
+    """S ~ U{1 .. min(1 + increment*k, max)} for step k (from 0)."""
+    high = min(1 + config.stabilization_increment * k, config.stabilization_max)
+    return int(torch.randint(1, high + 1, (1,), generator=generator))
+
+
+def _batches(num: int, size: int, generator: torch.Generator):
+    """Indices of shuffled passes over the data, `size` at a time, forever."""
+    size = min(size, num)
+    while True:
+        order = torch.randperm(num, generator=generator)
+        for start in range(0, num - size + 1, size):
+            yield order[start : start + size]
+
+
+def warmup(
+    network: Network,
+    inputs: Tensor,
+    config: WarmupConfig | None = None,
+    *,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> WarmupResult:
+    """Warm `network` up in place on task sequences `inputs` [N, T, I].
+
+    loss = mean_l (VAA*_l - target)^2, with gradients through the prefix pass that
+    produced the starting states. `should_stop` is checked between steps (cooperative
+    cancel); `progress(step, total, vaa_star)` is called after each."""
+    config = config or WarmupConfig()
+    if inputs.shape[0] < 2:
+        raise ValueError("warm-up needs at least 2 input sequences")
+    inputs = inputs.to(network.device)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    batches = _batches(inputs.shape[0], config.batch_size, generator)
+    result, started = WarmupResult(), time.perf_counter()
+    network.train()
+    for k in range(config.steps):
+        if should_stop is not None and should_stop():
+            result.stopped = True
+            break
+        steps = stabilization_steps(k, config, generator)
+        h0 = reachable_states(network, inputs[next(batches)], generator)
+        per_layer = vaa_star(network, h0, steps=steps, generator=generator, eps=config.epsilon, partial=config.partial)
+        value = float(per_layer.detach().mean())
+        if math.isnan(value):
+            raise WarmupDiverged(f"VAA* became NaN at step {k}: lower warmup.learning_rate")
+        loss: Tensor = ((per_layer - config.target) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        result.vaa_star_history.append(value)
+        result.vaa_star_layers.append(per_layer.detach().tolist())
+        result.steps_done = k + 1
+        if progress is not None:
+            progress(k + 1, config.steps, value)
+    network.eval()
+    result.seconds = time.perf_counter() - started
+    return result

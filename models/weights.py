@@ -1,0 +1,88 @@
+"""Weights on disk and on the wire: safetensors in, safetensors (or a state dict) out.
+
+User data is never unpickled: uploads are read with safetensors only, and every
+tensor is checked against the spec before it reaches a network.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import Tensor
+
+from models.network import Network, build_network
+from models.spec import RNNSpec
+
+SPEC_KEY = "spec"
+
+
+class WeightsError(ValueError):
+    """Weights that do not fit their spec; `tensor` names the culprit when there is one."""
+
+    def __init__(self, message: str, tensor: str | None = None) -> None:
+        super().__init__(message)
+        self.tensor = tensor
+
+
+def weights_bytes(network: Network, metadata: dict[str, str] | None = None) -> bytes:
+    """safetensors bytes of the network, with its spec in the header metadata."""
+    header = {SPEC_KEY: network.spec.model_dump_json(), **(metadata or {})}
+    tensors = {name: t.detach().cpu().contiguous() for name, t in network.state_dict().items()}
+    return save_safetensors(tensors, metadata=header)
+
+
+def read_safetensors(data: bytes) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Tensors and header metadata of a safetensors file; malformed files raise WeightsError."""
+    try:
+        tensors = load_safetensors(data)
+        header_len = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+        raise WeightsError(f"not a valid safetensors file: {exc}") from exc
+    return tensors, metadata
+
+
+def check_tensors(spec: RNNSpec, tensors: dict[str, Tensor]) -> None:
+    """Names, shapes, dtypes and finiteness must match a network built from `spec`."""
+    expected = build_network(spec).state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise WeightsError(f"tensor {missing[0]!r} is missing ({len(missing)} missing in all)", tensor=missing[0])
+    unexpected = sorted(set(tensors) - set(expected))
+    if unexpected:
+        raise WeightsError(f"tensor {unexpected[0]!r} is not part of a {spec.cell} network", tensor=unexpected[0])
+    for name, reference in expected.items():
+        tensor = tensors[name]
+        if tuple(tensor.shape) != tuple(reference.shape):
+            raise WeightsError(
+                f"tensor {name!r} has shape {list(tensor.shape)}, the spec needs {list(reference.shape)}", tensor=name
+            )
+        if not tensor.is_floating_point():
+            raise WeightsError(f"tensor {name!r} has dtype {tensor.dtype}, expected a float type", tensor=name)
+        if not torch.isfinite(tensor).all():
+            raise WeightsError(f"tensor {name!r} contains NaN or Inf", tensor=name)
+
+
+def network_from_weights(data: bytes, spec: RNNSpec | None = None) -> Network:
+    """A network from safetensors bytes; the spec comes from the file's metadata when not given."""
+    tensors, metadata = read_safetensors(data)
+    if spec is None:
+        if SPEC_KEY not in metadata:
+            raise WeightsError("the file carries no spec in its metadata; pass the spec explicitly")
+        spec = RNNSpec.model_validate_json(metadata[SPEC_KEY])
+    check_tensors(spec, tensors)
+    network = build_network(spec)
+    network.load_state_dict({name: t.float() for name, t in tensors.items()})
+    return network.eval()
+
+
+def state_dict_bytes(network: Network) -> bytes:
+    """A PyTorch state dict file, for users who load with torch.load(weights_only=True)."""
+    buffer = io.BytesIO()
+    torch.save({name: t.detach().cpu() for name, t in network.state_dict().items()}, buffer)
+    return buffer.getvalue()

@@ -1,0 +1,64 @@
+"""Every setting of the service, read once from `WARMZOO_*` environment variables.
+
+The same code runs the embedded shape (SQLite + blob directory under `data_dir`) and the
+scale-out shape (PostgreSQL, S3, Ray, Redis): only these values differ.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Service configuration; `database_url` and `blob_store` default to paths under `data_dir`."""
+
+    model_config = SettingsConfigDict(env_prefix="WARMZOO_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Root of the embedded registry (database file and blobs).")
+    database_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<data_dir>/warmzoo.db.")
+    blob_store: str = Field("", description="Blob directory (or file:// URL); default <data_dir>/blobs.")
+    executor: Literal["embedded", "ray"] = Field("embedded", description="Where warm-up jobs run.")
+    sequence_store: Literal["memory", "redis"] = Field("memory", description="Where streaming-sequence state lives.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Used when sequence_store is redis.")
+    ray_address: str | None = Field(None, description="Ray cluster address when executor is ray; None = local.")
+    workers: int | None = Field(None, ge=0, description="Embedded worker processes; None = one per GPU, else 1.")
+
+    onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX Runtime session.")
+    session_cache_size: int = Field(16, ge=1, description="ONNX Runtime sessions kept in memory (LRU).")
+    sequence_idle_timeout_s: float = Field(300.0, gt=0, description="A streaming sequence idle this long is dropped.")
+    max_sequences: int = Field(1024, ge=1, description="Concurrent streaming sequences held by one server.")
+
+    # Limits, checked before any work starts so that a bad request costs nothing.
+    max_upload_bytes: int = Field(256 * MiB, ge=1, description="Largest HTTP request body (uploads included).")
+    max_hidden_size: int = Field(4096, ge=1, description="Largest spec.hidden_size accepted.")
+    max_layers: int = Field(16, ge=1, description="Largest spec.num_layers accepted.")
+    max_input_size: int = Field(4096, ge=1, description="Largest spec.input_size accepted.")
+    max_output_size: int = Field(4096, ge=1, description="Largest spec.output_size accepted.")
+    max_seq_length: int = Field(100_000, ge=1, description="Longest warm-up or inference sequence (time steps).")
+    max_num_samples: int = Field(100_000, ge=1, description="Most sequences in a warm-up data set.")
+    max_warmup_steps: int = Field(100_000, ge=1, description="Most optimiser steps in one warm-up job.")
+    max_page_size: int = Field(100, ge=1, description="Largest `limit` of a paginated listing.")
+
+    job_lease_s: float = Field(60.0, gt=0, description="A running job whose lease is older than this is re-queued.")
+    job_max_attempts: int = Field(3, ge=1, description="Tries before a job that keeps losing its worker fails.")
+
+    @model_validator(mode="after")
+    def _defaults_under_data_dir(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'warmzoo.db'}"
+        if not self.blob_store:
+            self.blob_store = str(self.data_dir / "blobs")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (the environment is read once); apps and tests may pass their own."""
+    return Settings()

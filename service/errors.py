@@ -1,0 +1,105 @@
+"""One error type and the handlers that turn every failure into the same JSON body.
+
+Body: `{"error": "<message naming the field>", "field": "<dotted.path>" | null, "code": "<slug>"}`.
+The `error` key alone is also what the Open Inference Protocol expects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """What every 4xx and 5xx response carries."""
+
+    error: str = Field(description="What went wrong and, where it helps, what to do next.")
+    field: str | None = Field(None, description="Dotted path of the input at fault, when there is one.")
+    code: str = Field(description="Stable machine-readable slug, e.g. `not_found`, `validation_error`.")
+
+
+class ApiError(Exception):
+    """An expected failure with its HTTP status; raised by the service layer and the routes."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.code = code or _slug(status)
+
+    def body(self) -> dict[str, Any]:
+        return ErrorBody(error=self.message, field=self.field, code=self.code).model_dump()
+
+
+def _slug(status: int) -> str:
+    return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+
+
+def dotted(loc: Sequence[int | str]) -> str:
+    """("body", "spec", "hidden_size") -> "spec.hidden_size"; list indices stay as numbers."""
+    parts = [str(part) for part in loc]
+    if len(parts) > 1 and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def validation_error(errors: Sequence[Any], prefix: str = "") -> ApiError:
+    """A 422 for pydantic errors, naming the first failing field (and how many others failed)."""
+    first = errors[0]
+    field = dotted([*([prefix] if prefix else []), *first["loc"]])
+    message = f"{field}: {first['msg']}" if field else first["msg"]
+    if len(errors) > 1:
+        others = ", ".join(dotted([*([prefix] if prefix else []), *e["loc"]]) or "body" for e in errors[1:])
+        message += f" (also invalid: {others})"
+    return ApiError(422, message, field=field or None, code="validation_error")
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting the error body for these statuses."""
+    return {status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in statuses}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception through one JSON shape; unexpected ones become a logged 500."""
+
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return await on_api_error(request, validation_error(exc.errors()))
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        message = str(exc.detail)
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"no route {request.method} {request.url.path}; see /docs for the API"
+        elif exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        elif exc.status_code == 413:
+            limit = request.app.state.settings.max_upload_bytes
+            message = f"request body is larger than the {limit}-byte limit (setting WARMZOO_MAX_UPLOAD_BYTES)"
+        error = ApiError(exc.status_code, message)
+        return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        error = ApiError(500, f"internal error ({type(exc).__name__}); the server log has the details", code="internal")
+        return JSONResponse(error.body(), status_code=500)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,323 @@
+"""The inference data plane: ONNX Runtime sessions, tensor checks and streaming sequences.
+
+The OIP routes only translate HTTP; this module decides what a request means. It
+owns a bounded LRU cache of ONNX Runtime sessions (one per model version), turns
+request tensors into arrays with a 400 that names the exact fault, and carries the
+recurrent state of open sequences (Triton's sequence extension) from one request
+to the next through a `SequenceStore`.
+
+The ONNX contract (models.export): inputs `input` FP32 [batch, time, input_size]
+and `state` FP32 [num_layers, batch, state_size] (optional, zero default);
+outputs `output` FP32 [batch, time, output_size] and `state_out`, served as `state`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from models.spec import RNNSpec
+from service.errors import ApiError
+from service.oip import InferenceRequest, InferenceResponse, MetadataTensor, ModelMetadata, RequestInput, ResponseOutput
+from service.sequences import MemorySequenceStore, SequenceState, SequenceStore, SequenceStoreFull
+
+EXTENSIONS = ("sequence", "sequence(string_id)")
+"""OIP extensions this data plane speaks, for the server metadata."""
+
+PLATFORM = "onnxruntime_onnx"
+SERVED_NAMES = {"state_out": "state"}
+"""ONNX output name -> OIP tensor name, where they differ: the final state is served as `state`."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A registry version as the data plane needs it: what to check requests against and what to run."""
+
+    name: str
+    version: int
+    spec: RNNSpec
+    onnx_path: Path
+
+
+Resolver = Callable[[str, str | None], ServedModel]
+"""(name, version or None for the `latest` alias) -> the served model; raises ApiError 404 when there is none."""
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """An ONNX Runtime session with its tensor metadata read once from the graph."""
+
+    session: ort.InferenceSession
+    inputs: dict[str, MetadataTensor]  # OIP name -> metadata, required inputs and overridable ones
+    outputs: dict[str, tuple[str, MetadataTensor]]  # OIP name -> (ONNX name, metadata), graph order
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    """The request-level sequence parameters; `id` None means a request outside any sequence."""
+
+    id: int | str | None
+    start: bool
+    end: bool
+
+
+class InferenceService:
+    """Serves registry versions over ONNX Runtime with OIP semantics, streaming sequences included."""
+
+    def __init__(
+        self,
+        resolve: Resolver,
+        *,
+        session_cache_size: int = 16,
+        intra_op_threads: int = 1,
+        inter_op_threads: int = 1,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        sequence_store: SequenceStore | None = None,
+        max_batch_time: int = 100_000,
+    ) -> None:
+        """`intra_op_threads` 0 lets ONNX Runtime choose; `max_batch_time` bounds batch x time of one request."""
+        if session_cache_size < 1 or max_batch_time < 1:
+            raise ValueError("session_cache_size and max_batch_time must be >= 1")
+        self._resolve = resolve
+        self._cache_size = session_cache_size
+        self._sessions: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
+        self._sessions_lock = threading.Lock()
+        self._options = ort.SessionOptions()
+        self._options.intra_op_num_threads = intra_op_threads
+        self._options.inter_op_num_threads = inter_op_threads
+        self._options.log_severity_level = 3  # the overridable `state` initializer is by design, not a warning
+        self._providers = list(providers)
+        self.sequences = sequence_store if sequence_store is not None else MemorySequenceStore()
+        self.max_batch_time = max_batch_time
+        # Requests of one sequence must not interleave (each reads the state the previous wrote):
+        # striped locks serialise them within this process without per-sequence bookkeeping.
+        self._sequence_locks = [threading.Lock() for _ in range(64)]
+
+    # -- metadata and health -------------------------------------------------------------
+
+    def metadata(self, name: str, version: str | None) -> ModelMetadata:
+        served = self._resolve(name, version)
+        loaded = self._load(served)
+        return ModelMetadata(
+            name=served.name,
+            versions=[str(served.version)],
+            platform=PLATFORM,
+            inputs=list(loaded.inputs.values()),
+            outputs=[meta for _, meta in loaded.outputs.values()],
+        )
+
+    def ready(self, name: str, version: str | None) -> bool:
+        """True once the version's session is loaded; an unknown model still raises 404."""
+        served = self._resolve(name, version)
+        try:
+            self._load(served)
+        except ApiError:
+            return False
+        return True
+
+    def cached_sessions(self) -> list[tuple[str, int]]:
+        """(name, version) of the sessions in memory, least recently used first."""
+        with self._sessions_lock:
+            return list(self._sessions)
+
+    # -- inference --------------------------------------------------------------------------
+
+    def infer(self, name: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
+        """Run one request; inside a sequence, start from and leave behind the sequence's state."""
+        sequence = _sequence_parameters(request.parameters)
+        if sequence.id is None:
+            served = self._resolve(name, version)
+            loaded = self._load(served)
+            x, state = _inputs(loaded, served, request, self.max_batch_time)
+            return _respond(served, request, _run(loaded, served.spec, x, state))
+
+        key = json.dumps([name, sequence.id])  # per model, and 42 and "42" stay distinct
+        with self._sequence_locks[hash(key) % len(self._sequence_locks)]:
+            carried = None if sequence.start else self.sequences.get(key)
+            if not sequence.start and carried is None:
+                raise ApiError(
+                    400,
+                    f"no open sequence {sequence.id!r} for model {name!r}: it was never started, has ended, "
+                    f"or expired after {self.sequences.idle_timeout_s:g} s idle; "
+                    "send its first request with parameters.sequence_start = true",
+                    field="parameters.sequence_id",
+                    code="unknown_sequence",
+                )
+            served = self._resolve(name, version if carried is None or version is not None else str(carried.version))
+            if carried is not None and served.version != carried.version:
+                raise ApiError(
+                    400,
+                    f"sequence {sequence.id!r} is pinned to version {carried.version} of model {name!r} "
+                    f"but this request is for version {served.version}; send it without a version or to "
+                    f"/v2/models/{name}/versions/{carried.version}/infer",
+                    field="parameters.sequence_id",
+                    code="sequence_mismatch",
+                )
+            loaded = self._load(served)
+            x, state = _inputs(loaded, served, request, self.max_batch_time)
+            if carried is not None:
+                state = _carried_state(sequence.id, carried, x, state)
+            outputs = _run(loaded, served.spec, x, state)
+            if sequence.end:
+                self.sequences.delete(key)
+            else:
+                self._keep(key, SequenceState(served.version, outputs["state"]))
+            return _respond(served, request, outputs)
+
+    def _keep(self, key: str, value: SequenceState) -> None:
+        try:
+            self.sequences.put(key, value)
+        except SequenceStoreFull as full:
+            raise ApiError(
+                503,
+                f"the server already holds its limit of {full.limit} open sequences; end finished ones "
+                f"with parameters.sequence_end = true, or retry once idle ones expire "
+                f"({self.sequences.idle_timeout_s:g} s)",
+                field="parameters.sequence_start",
+                code="too_many_sequences",
+            ) from None
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def _load(self, served: ServedModel) -> _Loaded:
+        """The version's session from the LRU cache, created on a miss (outside the lock: loads may be slow)."""
+        key = (served.name, served.version)
+        with self._sessions_lock:
+            loaded = self._sessions.get(key)
+            if loaded is not None:
+                self._sessions.move_to_end(key)
+                return loaded
+        loaded = self._open(served)
+        with self._sessions_lock:
+            loaded = self._sessions.setdefault(key, loaded)  # another thread may have won the race
+            self._sessions.move_to_end(key)
+            while len(self._sessions) > self._cache_size:
+                self._sessions.popitem(last=False)
+        return loaded
+
+    def _open(self, served: ServedModel) -> _Loaded:
+        try:
+            session = ort.InferenceSession(str(served.onnx_path), self._options, providers=self._providers)
+        except Exception as exc:  # a missing or corrupt file is the server's fault, never a 500 without a reason
+            raise ApiError(
+                503,
+                f"model {served.name!r} version {served.version} cannot be loaded: {exc}",
+                code="model_unavailable",
+            ) from exc
+        graph_inputs = [*session.get_inputs(), *session.get_overridable_initializers()]
+        inputs = {arg.name: _metadata(arg.name, arg.shape) for arg in graph_inputs}
+        outputs = {
+            SERVED_NAMES.get(arg.name, arg.name): (arg.name, _metadata(SERVED_NAMES.get(arg.name, arg.name), arg.shape))
+            for arg in session.get_outputs()
+        }
+        missing = {"input", "state"} - inputs.keys() | {"output", "state"} - outputs.keys()
+        if missing:
+            raise ApiError(
+                503,
+                f"model {served.name!r} version {served.version} does not follow the ONNX contract: "
+                f"it lacks {sorted(missing)}",
+                code="model_unavailable",
+            )
+        return _Loaded(session, inputs, outputs)
+
+
+def _sequence_parameters(parameters: dict[str, bool | int | float | str] | None) -> _Sequence:
+    """Triton's sequence parameters: 0 or "" is no sequence; start and end need a sequence."""
+    parameters = parameters or {}
+    flags = {}
+    for flag in ("sequence_start", "sequence_end"):
+        value = parameters.get(flag, False)
+        if not isinstance(value, bool):
+            raise ApiError(400, f"{flag} must be true or false, got {value!r}", field=f"parameters.{flag}", code="invalid_parameter")
+        flags[flag] = value
+    sequence_id = parameters.get("sequence_id", 0)
+    if isinstance(sequence_id, bool) or not isinstance(sequence_id, int | str) or (isinstance(sequence_id, int) and sequence_id < 0):
+        raise ApiError(
+            400,
+            f"sequence_id must be a non-negative integer or a string, got {sequence_id!r}",
+            field="parameters.sequence_id",
+            code="invalid_parameter",
+        )
+    if sequence_id in (0, ""):
+        for flag, value in flags.items():
+            if value:
+                raise ApiError(
+                    400,
+                    f"{flag} needs a sequence: set parameters.sequence_id to a non-zero integer or a non-empty string",
+                    field="parameters.sequence_id",
+                    code="invalid_parameter",
+                )
+        return _Sequence(None, False, False)
+    return _Sequence(sequence_id, flags["sequence_start"], flags["sequence_end"])
+
+
+def _check_datatype(i: int, tensor: RequestInput) -> None:
+    if tensor.datatype != "FP32":
+        raise ApiError(
+            400,
+            f"input {tensor.name!r} has datatype {tensor.datatype!r}; it must be 'FP32'",
+            field=f"inputs[{i}].datatype",
+            code="invalid_input",
+        )
+
+
+def _array(i: int, tensor: RequestInput) -> np.ndarray:
+    """The tensor's data as a finite FP32 array of its declared shape."""
+    field = f"inputs[{i}].data"
+    if tensor.parameters and "binary_data_size" in tensor.parameters:
+        raise ApiError(
+            400,
+            f"input {tensor.name!r} uses the binary tensor data extension, which this server does not speak; "
+            "send the values as JSON in `data`",
+            field=f"inputs[{i}].parameters.binary_data_size",
+            code="invalid_input",
+        )
+    if tensor.data is None:
+        raise ApiError(400, f"input {tensor.name!r} has no data", field=field, code="invalid_input")
+    try:
+        values = np.asarray(tensor.data)
+    except (ValueError, TypeError, OverflowError):
+        values = None
+    if values is None or values.dtype.kind not in "iuf":
+        raise ApiError(
+            400,
+            f"input {tensor.name!r} data must be numbers, flat or nested row-major with equal-length rows",
+            field=field,
+            code="invalid_input",
+        )
+    expected = int(np.prod(tensor.shape))
+    if values.size != expected:
+        raise ApiError(
+            400,
+            f"input {tensor.name!r} has {values.size} values in data but shape {tensor.shape} needs {expected}",
+            field=field,
+            code="invalid_input",
+        )
+    array = values.astype(np.float32).reshape(tensor.shape)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = [int(k) for k in np.argwhere(bad)[0]]
+        raise ApiError(
+            400,
+            f"input {tensor.name!r} holds {int(bad.sum())} NaN or infinite values (after rounding to FP32), "
+            f"the first at index {where}",
+            field=field,
+            code="invalid_input",
+        )
+    return array
+
+
+def _metadata(name: str, shape: Sequence[int | str | None]) -> MetadataTensor:
+    """OIP tensor metadata of an FP32 graph tensor: symbolic or unknown dimensions become -1."""
+    return MetadataTensor(name=name, datatype="FP32", shape=[dim if isinstance(dim, int) else -1 for dim in shape])
+
+
+def _names(tensors: dict[str, object]) -> str:
+    return ", ".join(repr(name) for name in tensors)
