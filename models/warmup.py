@@ -53,6 +53,18 @@ def stabilization_steps(k: int, config: WarmupConfig, generator: torch.Generator
     return int(torch.randint(1, high + 1, (1,), generator=generator))
 
 
+def warmed_parameters(network: Network, config: WarmupConfig) -> list[torch.nn.Parameter]:
+    """All parameters, except the second half-cells of double layers under partial warm-up.
+
+    Those halves are meant to keep their (monostable) initialisation. VAA* never rolls
+    them, but the prefix pass leaks a tiny gradient to them through h0, and Adam's
+    step is scale-free: left in the optimiser they would move as much as the rest."""
+    if not (config.partial and network.spec.double):
+        return list(network.parameters())
+    frozen = {id(p) for layer in network.layers for p in layer.second.parameters()}
+    return [p for p in network.parameters() if id(p) not in frozen]
+
+
 def _batches(num: int, size: int, generator: torch.Generator):
     """Indices of shuffled passes over the data, `size` at a time, forever."""
     size = min(size, num)
@@ -81,7 +93,7 @@ def warmup(
         raise ValueError("warm-up needs at least 2 input sequences")
     inputs = inputs.to(network.device)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(warmed_parameters(network, config), lr=config.learning_rate)
     batches = _batches(inputs.shape[0], config.batch_size, generator)
     result, started = WarmupResult(), time.perf_counter()
     network.train()
