@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CellName = Literal["gru", "lstm", "chrono", "mgu", "brc", "nbrc"]
 CELLS: tuple[str, ...] = ("gru", "lstm", "chrono", "mgu", "brc", "nbrc")
+# The built-in tasks (models.tasks) and the input width each produces (None: any width).
+# Kept here, free of torch, so that requests and the command line can be checked cheaply.
+TASK_INPUT_SIZES: dict[str, int | None] = {"copy_first_input": 1, "denoising": 2, "gaussian": None, "digits": 1}
 
 
 class RNNSpec(BaseModel):

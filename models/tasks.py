@@ -13,6 +13,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from models.spec import TASK_INPUT_SIZES
+
 TaskName = Literal["copy_first_input", "denoising", "gaussian", "digits"]
 
 
@@ -75,7 +77,7 @@ TASKS: dict[str, Callable[..., TaskData]] = {
     "gaussian": gaussian,
     "digits": digits,
 }
-TASK_INPUT_SIZES: dict[str, int | None] = {"copy_first_input": 1, "denoising": 2, "gaussian": None, "digits": 1}
+assert set(TASKS) == set(TASK_INPUT_SIZES), "every task declares its input width in models.spec"
 
 
 def make_task(name: str, seq_length: int, num_samples: int, seed: int = 0, **params: int) -> TaskData:

@@ -48,6 +48,14 @@ class Settings(BaseSettings):
 
     job_lease_s: float = Field(60.0, gt=0, description="A running job whose lease is older than this is re-queued.")
     job_max_attempts: int = Field(3, ge=1, description="Tries before a job that keeps losing its worker fails.")
+    worker_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for queued jobs.")
+    vaa_steps: int = Field(10_000, ge=1, description="S of the exact VAA measured by warm-up and measure jobs.")
+    vaa_repeats: int = Field(
+        3, ge=1, description="Independent exact-VAA estimates averaged before and after a warm-up."
+    )
+    starter_catalogue: bool = Field(
+        True, description="Seed a few tiny warmed-up models on the first start of an empty zoo."
+    )
 
     @model_validator(mode="after")
     def _defaults_under_data_dir(self) -> Settings:

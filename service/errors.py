@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,22 @@ class ApiError(Exception):
         return ErrorBody(error=self.message, field=self.field, code=self.code).model_dump()
 
 
+# Stable codes for the statuses the API uses (HTTPStatus phrases change between Python versions).
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "content_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    500: "internal",
+    503: "unavailable",
+}
+
+
 def _slug(status: int) -> str:
-    return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    return _CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
 
 
 def dotted(loc: Sequence[int | str]) -> str:
@@ -57,11 +72,17 @@ def dotted(loc: Sequence[int | str]) -> str:
 def validation_error(errors: Sequence[Any], prefix: str = "") -> ApiError:
     """A 422 for pydantic errors, naming the first failing field (and how many others failed)."""
     first = errors[0]
-    field = dotted([*([prefix] if prefix else []), *first["loc"]])
+    if first["type"] == "json_invalid" and first["loc"][:1] == ("body",):  # loc is ("body", character)
+        detail = (first.get("ctx") or {}).get("error", first["msg"])
+        return ApiError(422, f"request body is not valid JSON: {detail}", code="invalid_json")
+
+    def path(error: Any) -> str:
+        return dotted([prefix, *error["loc"]] if prefix else error["loc"])
+
+    field = path(first)
     message = f"{field}: {first['msg']}" if field else first["msg"]
     if len(errors) > 1:
-        others = ", ".join(dotted([*([prefix] if prefix else []), *e["loc"]]) or "body" for e in errors[1:])
-        message += f" (also invalid: {others})"
+        message += f" (also invalid: {', '.join(path(e) or 'body' for e in errors[1:])})"
     return ApiError(422, message, field=field or None, code="validation_error")
 
 
@@ -88,18 +109,22 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no route {request.method} {request.url.path}; see /docs for the API"
         elif exc.status_code == 405:
             message = f"method {request.method} is not allowed on {request.url.path}"
-        elif exc.status_code == 413:
-            limit = request.app.state.settings.max_upload_bytes
-            message = f"request body is larger than the {limit}-byte limit (setting WARMZOO_MAX_UPLOAD_BYTES)"
         error = ApiError(exc.status_code, message)
         return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
 
+    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
+        # The database refused a value the validation let through: still the client's input.
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+        message = "a value in the request cannot be stored or compared (out of range, or a NUL character)"
+        return await on_api_error(request, ApiError(422, message, code="invalid_value"))
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        error = ApiError(500, f"internal error ({type(exc).__name__}); the server log has the details", code="internal")
+        error = ApiError(500, f"internal error ({type(exc).__name__}); the server log has the details")
         return JSONResponse(error.body(), status_code=500)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(DataError, on_data_error)
     app.add_exception_handler(Exception, on_unexpected)

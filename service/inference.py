@@ -14,6 +14,7 @@ outputs `output` FP32 [batch, time, output_size] and `state_out`, served as `sta
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -25,13 +26,26 @@ import onnxruntime as ort
 
 from models.spec import RNNSpec
 from service.errors import ApiError
-from service.oip import InferenceRequest, InferenceResponse, MetadataTensor, ModelMetadata, RequestInput, ResponseOutput
+from service.oip import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataTensor,
+    ModelMetadata,
+    ModelReady,
+    Parameters,
+    RequestInput,
+    ResponseOutput,
+)
 from service.sequences import MemorySequenceStore, SequenceState, SequenceStore, SequenceStoreFull
+
+log = logging.getLogger(__name__)
 
 EXTENSIONS = ("sequence", "sequence(string_id)")
 """OIP extensions this data plane speaks, for the server metadata."""
 
 PLATFORM = "onnxruntime_onnx"
+INPUTS = ("input", "state")
+"""The graph inputs a request may set: the sequence, and optionally the initial state."""
 SERVED_NAMES = {"state_out": "state"}
 """ONNX output name -> OIP tensor name, where they differ: the final state is served as `state`."""
 
@@ -55,7 +69,7 @@ class _Loaded:
     """An ONNX Runtime session with its tensor metadata read once from the graph."""
 
     session: ort.InferenceSession
-    inputs: dict[str, MetadataTensor]  # OIP name -> metadata, required inputs and overridable ones
+    inputs: dict[str, MetadataTensor]  # OIP name -> metadata, of the INPUTS the graph has
     outputs: dict[str, tuple[str, MetadataTensor]]  # OIP name -> (ONNX name, metadata), graph order
 
 
@@ -77,8 +91,6 @@ class InferenceService:
         *,
         session_cache_size: int = 16,
         intra_op_threads: int = 1,
-        inter_op_threads: int = 1,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
         sequence_store: SequenceStore | None = None,
         max_batch_time: int = 100_000,
     ) -> None:
@@ -91,9 +103,7 @@ class InferenceService:
         self._sessions_lock = threading.Lock()
         self._options = ort.SessionOptions()
         self._options.intra_op_num_threads = intra_op_threads
-        self._options.inter_op_num_threads = inter_op_threads
         self._options.log_severity_level = 3  # the overridable `state` initializer is by design, not a warning
-        self._providers = list(providers)
         self.sequences = sequence_store if sequence_store is not None else MemorySequenceStore()
         self.max_batch_time = max_batch_time
         # Requests of one sequence must not interleave (each reads the state the previous wrote):
@@ -113,14 +123,11 @@ class InferenceService:
             outputs=[meta for _, meta in loaded.outputs.values()],
         )
 
-    def ready(self, name: str, version: str | None) -> bool:
-        """True once the version's session is loaded; an unknown model still raises 404."""
+    def ready(self, name: str, version: str | None) -> ModelReady:
+        """Ready once the version's session is loaded; otherwise the 404 or 503 says why not."""
         served = self._resolve(name, version)
-        try:
-            self._load(served)
-        except ApiError:
-            return False
-        return True
+        self._load(served)
+        return ModelReady(name=served.name, ready=True)
 
     def cached_sessions(self) -> list[tuple[str, int]]:
         """(name, version) of the sessions in memory, least recently used first."""
@@ -134,9 +141,7 @@ class InferenceService:
         sequence = _sequence_parameters(request.parameters)
         if sequence.id is None:
             served = self._resolve(name, version)
-            loaded = self._load(served)
-            x, state = _inputs(loaded, served, request, self.max_batch_time)
-            return _respond(served, request, _run(loaded, served.spec, x, state))
+            return _respond(served, request, *self._compute(served, request, sequence, None))
 
         key = json.dumps([name, sequence.id])  # per model, and 42 and "42" stay distinct
         with self._sequence_locks[hash(key) % len(self._sequence_locks)]:
@@ -150,26 +155,39 @@ class InferenceService:
                     field="parameters.sequence_id",
                     code="unknown_sequence",
                 )
-            served = self._resolve(name, version if carried is None or version is not None else str(carried.version))
-            if carried is not None and served.version != carried.version:
-                raise ApiError(
-                    400,
-                    f"sequence {sequence.id!r} is pinned to version {carried.version} of model {name!r} "
-                    f"but this request is for version {served.version}; send it without a version or to "
-                    f"/v2/models/{name}/versions/{carried.version}/infer",
-                    field="parameters.sequence_id",
-                    code="sequence_mismatch",
-                )
-            loaded = self._load(served)
-            x, state = _inputs(loaded, served, request, self.max_batch_time)
-            if carried is not None:
-                state = _carried_state(sequence.id, carried, x, state)
-            outputs = _run(loaded, served.spec, x, state)
+            if carried is not None and version is None:
+                version = str(carried.version)  # a sequence stays on the version it started on
+            served = self._resolve(name, version)
+            outputs, wanted = self._compute(served, request, sequence, carried)
             if sequence.end:
                 self.sequences.delete(key)
             else:
                 self._keep(key, SequenceState(served.version, outputs["state"]))
-            return _respond(served, request, outputs)
+            return _respond(served, request, outputs, wanted)
+
+    def _compute(
+        self, served: ServedModel, request: InferenceRequest, sequence: _Sequence, carried: SequenceState | None
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Every graph output by OIP name, and the names to return; all checks come before the run."""
+        if carried is not None and served.version != carried.version:
+            raise ApiError(
+                400,
+                f"sequence {sequence.id!r} is pinned to version {carried.version} of model {served.name!r} "
+                f"but this request is for version {served.version}; send it without a version or to "
+                f"/v2/models/{served.name}/versions/{carried.version}/infer",
+                field="parameters.sequence_id",
+                code="sequence_mismatch",
+            )
+        loaded = self._load(served)
+        x, state = _inputs(loaded, served, request, self.max_batch_time)
+        wanted = _requested_outputs(loaded, served, request)
+        if carried is not None:
+            state = _carried_state(sequence.id, carried, request, x, state)
+        elif state is None:
+            state = np.zeros((served.spec.num_layers, x.shape[0], served.spec.state_size), dtype=np.float32)
+        onnx_names = [onnx_name for onnx_name, _ in loaded.outputs.values()]
+        arrays = loaded.session.run(onnx_names, {"input": x, "state": state})
+        return dict(zip(loaded.outputs, arrays, strict=True)), wanted
 
     def _keep(self, key: str, value: SequenceState) -> None:
         try:
@@ -178,8 +196,9 @@ class InferenceService:
             raise ApiError(
                 503,
                 f"the server already holds its limit of {full.limit} open sequences; end finished ones "
-                f"with parameters.sequence_end = true, or retry once idle ones expire "
-                f"({self.sequences.idle_timeout_s:g} s)",
+                f"with parameters.sequence_end = true, or retry once idle ones expire after "
+                f"{self.sequences.idle_timeout_s:g} s "
+                "(settings WARMZOO_MAX_SEQUENCES, WARMZOO_SEQUENCE_IDLE_TIMEOUT_S)",
                 field="parameters.sequence_start",
                 code="too_many_sequences",
             ) from None
@@ -204,20 +223,22 @@ class InferenceService:
 
     def _open(self, served: ServedModel) -> _Loaded:
         try:
-            session = ort.InferenceSession(str(served.onnx_path), self._options, providers=self._providers)
-        except Exception as exc:  # a missing or corrupt file is the server's fault, never a 500 without a reason
+            session = ort.InferenceSession(str(served.onnx_path), self._options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a missing or corrupt file is the server's fault, not the request's
+            log.exception("cannot load %s for model %r version %d", served.onnx_path, served.name, served.version)
             raise ApiError(
                 503,
-                f"model {served.name!r} version {served.version} cannot be loaded: {exc}",
+                f"model {served.name!r} version {served.version} cannot be loaded by ONNX Runtime "
+                f"({type(exc).__name__}); the server log has the details",
                 code="model_unavailable",
             ) from exc
         graph_inputs = [*session.get_inputs(), *session.get_overridable_initializers()]
-        inputs = {arg.name: _metadata(arg.name, arg.shape) for arg in graph_inputs}
+        inputs = {arg.name: _metadata(arg.name, arg.shape) for arg in graph_inputs if arg.name in INPUTS}
         outputs = {
             SERVED_NAMES.get(arg.name, arg.name): (arg.name, _metadata(SERVED_NAMES.get(arg.name, arg.name), arg.shape))
             for arg in session.get_outputs()
         }
-        missing = {"input", "state"} - inputs.keys() | {"output", "state"} - outputs.keys()
+        missing = set(INPUTS) - inputs.keys() | {"output", "state"} - outputs.keys()
         if missing:
             raise ApiError(
                 503,
@@ -228,17 +249,19 @@ class InferenceService:
         return _Loaded(session, inputs, outputs)
 
 
-def _sequence_parameters(parameters: dict[str, bool | int | float | str] | None) -> _Sequence:
+def _sequence_parameters(parameters: Parameters | None) -> _Sequence:
     """Triton's sequence parameters: 0 or "" is no sequence; start and end need a sequence."""
     parameters = parameters or {}
     flags = {}
     for flag in ("sequence_start", "sequence_end"):
         value = parameters.get(flag, False)
         if not isinstance(value, bool):
-            raise ApiError(400, f"{flag} must be true or false, got {value!r}", field=f"parameters.{flag}", code="invalid_parameter")
+            raise ApiError(
+                400, f"{flag} must be true or false, got {value!r}", field=f"parameters.{flag}", code="invalid_parameter"
+            )
         flags[flag] = value
     sequence_id = parameters.get("sequence_id", 0)
-    if isinstance(sequence_id, bool) or not isinstance(sequence_id, int | str) or (isinstance(sequence_id, int) and sequence_id < 0):
+    if isinstance(sequence_id, bool | float) or (isinstance(sequence_id, int) and sequence_id < 0):
         raise ApiError(
             400,
             f"sequence_id must be a non-negative integer or a string, got {sequence_id!r}",
@@ -256,6 +279,135 @@ def _sequence_parameters(parameters: dict[str, bool | int | float | str] | None)
                 )
         return _Sequence(None, False, False)
     return _Sequence(sequence_id, flags["sequence_start"], flags["sequence_end"])
+
+
+def _inputs(
+    loaded: _Loaded, served: ServedModel, request: InferenceRequest, max_batch_time: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The checked `input` [B, T, I] and, if sent, `state` [L, B, S] of a request."""
+    by_name: dict[str, tuple[int, RequestInput]] = {}
+    for i, tensor in enumerate(request.inputs):
+        if tensor.name not in loaded.inputs:
+            raise ApiError(
+                400,
+                f"unknown input {tensor.name!r}; model {served.name!r} accepts {_names(loaded.inputs)}",
+                field=f"inputs[{i}].name",
+                code="invalid_input",
+            )
+        if tensor.name in by_name:
+            raise ApiError(400, f"input {tensor.name!r} is sent twice", field=f"inputs[{i}].name", code="invalid_input")
+        by_name[tensor.name] = (i, tensor)
+    if "input" not in by_name:
+        raise ApiError(
+            400, "missing input 'input' FP32 [batch, time, input_size]", field="inputs", code="invalid_input"
+        )
+
+    spec = served.spec
+    i, tensor = by_name["input"]
+    _check_datatype(i, tensor)
+    shape = tensor.shape
+    if len(shape) != 3 or shape[2] != spec.input_size:
+        raise ApiError(
+            400,
+            f"input 'input' has shape {shape}; it must be [batch, time, input_size] = [batch, time, {spec.input_size}]",
+            field=f"inputs[{i}].shape",
+            code="invalid_input",
+        )
+    batch, time_steps, _ = shape
+    if batch < 1 or time_steps < 1:
+        axis, size = ("batch", batch) if batch < 1 else ("time axis", time_steps)
+        raise ApiError(
+            400,
+            f"input 'input' has shape {shape}: its {axis} is {'empty' if size == 0 else 'negative'}; "
+            "send at least one sequence of one step",
+            field=f"inputs[{i}].shape",
+            code="invalid_input",
+        )
+    if batch * time_steps > max_batch_time:
+        raise ApiError(
+            400,
+            f"input 'input' has batch x time = {batch * time_steps} steps; at most {max_batch_time} fit in one "
+            "request: split the time axis into chunks of a sequence (parameters.sequence_id)",
+            field=f"inputs[{i}].shape",
+            code="invalid_input",
+        )
+    x = _array(i, tensor)
+
+    if "state" not in by_name:
+        return x, None
+    i, tensor = by_name["state"]
+    _check_datatype(i, tensor)
+    expected = [spec.num_layers, batch, spec.state_size]
+    if tensor.shape != expected:
+        raise ApiError(
+            400,
+            f"input 'state' has shape {tensor.shape}; it must be [num_layers, batch, state_size] = {expected}",
+            field=f"inputs[{i}].shape",
+            code="invalid_input",
+        )
+    return x, _array(i, tensor)
+
+
+def _carried_state(
+    sequence_id: int | str | None,
+    carried: SequenceState,
+    request: InferenceRequest,
+    x: np.ndarray,
+    state: np.ndarray | None,
+) -> np.ndarray:
+    """The open sequence's state, after checking this request can continue it."""
+    index = {tensor.name: i for i, tensor in enumerate(request.inputs)}
+    if x.shape[0] != carried.state.shape[1]:
+        raise ApiError(
+            400,
+            f"sequence {sequence_id!r} started with batch size {carried.state.shape[1]}; this request has "
+            f"batch size {x.shape[0]} (a sequence keeps its batch size)",
+            field=f"inputs[{index['input']}].shape",
+            code="sequence_mismatch",
+        )
+    if state is not None:
+        raise ApiError(
+            400,
+            f"sequence {sequence_id!r} is open, so the server supplies its state; send input 'state' only on "
+            "a sequence's first request or outside a sequence",
+            field=f"inputs[{index['state']}].name",
+            code="invalid_input",
+        )
+    return carried.state
+
+
+def _requested_outputs(loaded: _Loaded, served: ServedModel, request: InferenceRequest) -> list[str]:
+    """The outputs to return (all of them by default), checked before any work is done."""
+    if request.outputs is None:
+        return list(loaded.outputs)
+    wanted = [output.name for output in request.outputs]
+    for i, name in enumerate(wanted):
+        if name not in loaded.outputs:
+            raise ApiError(
+                400,
+                f"unknown output {name!r}; model {served.name!r} produces {_names(loaded.outputs)}",
+                field=f"outputs[{i}].name",
+                code="invalid_output",
+            )
+        if name in wanted[:i]:
+            raise ApiError(
+                400, f"output {name!r} is requested twice", field=f"outputs[{i}].name", code="invalid_output"
+            )
+    return wanted
+
+
+def _respond(
+    served: ServedModel, request: InferenceRequest, outputs: dict[str, np.ndarray], wanted: list[str]
+) -> InferenceResponse:
+    return InferenceResponse(
+        model_name=served.name,
+        model_version=str(served.version),
+        id=request.id,
+        outputs=[
+            ResponseOutput(name=n, shape=list(outputs[n].shape), datatype="FP32", data=outputs[n].ravel().tolist())
+            for n in wanted
+        ],
+    )
 
 
 def _check_datatype(i: int, tensor: RequestInput) -> None:
@@ -300,7 +452,8 @@ def _array(i: int, tensor: RequestInput) -> np.ndarray:
             field=field,
             code="invalid_input",
         )
-    array = values.astype(np.float32).reshape(tensor.shape)
+    with np.errstate(over="ignore"):  # values beyond FP32 become inf, refused just below
+        array = values.astype(np.float32).reshape(tensor.shape)
     bad = ~np.isfinite(array)
     if bad.any():
         where = [int(k) for k in np.argwhere(bad)[0]]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from models.spec import RNNSpec
 from service.config import Settings
 from service.errors import ApiError
@@ -20,8 +25,46 @@ def check_spec(spec: RNNSpec, settings: Settings, field: str = "spec") -> None:
         if value > maximum:
             raise ApiError(
                 422,
-                f"{field}.{name} is {value}; this server accepts at most {maximum} "
-                f"(setting WARMZOO_{setting.upper()})",
+                f"{field}.{name} is {value}; this server accepts at most {maximum} (setting WARMZOO_{setting.upper()})",
                 field=f"{field}.{name}",
                 code="limit_exceeded",
             )
+
+
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body parsing lets it through to the JSON error handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than the {limit}-byte limit (setting WARMZOO_MAX_UPLOAD_BYTES)")
+
+
+class BodySizeLimit:
+    """ASGI middleware refusing request bodies above `max_bytes`: at once when Content-Length
+    says so (nothing is read), else as soon as the received stream passes the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            error = BodyTooLarge(self.max_bytes)
+            body = ApiError(413, error.detail, code="content_too_large").body()
+            await JSONResponse(body, status_code=413, headers={"Connection": "close"})(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, limited, send)

@@ -1,0 +1,170 @@
+"""Inference speed: ONNX Runtime against PyTorch eager, and what the /v2 HTTP path adds.
+
+    python -m bench.inference [--steps 100] [--hidden 256] [--repeats 200]
+
+Prints figures, asserts nothing. Both engines get one intra-op thread (the service's
+default, WARMZOO_ONNX_THREADS=1), batch 1, 2 layers. The HTTP part runs a real
+uvicorn server in a child process on 127.0.0.1 so client and server do not share a GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import socket
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from models.export import ExportError, export_onnx
+from models.network import build_network
+from models.spec import CELLS, RNNSpec
+from service.inference import InferenceService, ServedModel
+from service.oip import InferenceRequest
+
+
+def timings(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 5) -> dict[str, list[float]]:
+    """Wall seconds of each call, `repeats` times, the calls interleaved so that machine noise hits all alike."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    out: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            out[name].append(time.perf_counter() - start)
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def engines(args: argparse.Namespace, root: Path) -> None:
+    print(f"ONNX Runtime vs PyTorch eager: batch 1, T={args.steps}, hidden {args.hidden}, 2 layers, 1 thread")
+    print(f"{'cell':6} {'torch ms':>9} {'ort ms':>9} {'torch/ort':>10}")
+    for cell in CELLS:
+        spec = RNNSpec(cell=cell, input_size=1, hidden_size=args.hidden, num_layers=2, output_size=1)
+        network = build_network(spec, seed=0).eval()
+        path = root / f"{cell}.onnx"
+        try:
+            path.write_bytes(export_onnx(network)[0])
+        except ExportError as refused:  # the export's parity check rejected the graph: nothing to time
+            print(f"{cell:6} export refused: {refused}")
+            continue
+        ort_session = session(path)
+        x = np.random.default_rng(0).normal(size=(1, args.steps, 1)).astype(np.float32)
+        state = np.zeros((2, 1, spec.state_size), dtype=np.float32)
+        xt = torch.from_numpy(x)
+
+        def eager() -> object:
+            with torch.inference_mode():
+                return network(xt)
+
+        times = timings({"torch": eager, "ort": lambda: ort_session.run(None, {"input": x, "state": state})}, args.repeats)
+        t_torch, t_ort = statistics.median(times["torch"]), statistics.median(times["ort"])
+        print(f"{cell:6} {1e3 * t_torch:9.3f} {1e3 * t_ort:9.3f} {t_torch / t_ort:10.2f}")
+
+
+def _serve(path: Path, spec: RNNSpec, port: int) -> None:
+    """The child process: a minimal app with the inference router over one model."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from service.api.routes.inference import router
+    from service.errors import install_error_handlers
+
+    served = ServedModel(name="bench", version=1, spec=spec, onnx_path=path)
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router)
+    app.state.inference = InferenceService(lambda name, version: served)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(args: argparse.Namespace, root: Path) -> None:
+    spec = RNNSpec(cell="gru", input_size=1, hidden_size=args.hidden, num_layers=2, output_size=1)
+    path = root / "http.onnx"
+    path.write_bytes(export_onnx(build_network(spec, seed=0))[0])
+    x = np.random.default_rng(0).normal(size=(1, args.steps, 1)).astype(np.float32)
+    body = {"id": "bench", "inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+
+    served = ServedModel(name="bench", version=1, spec=spec, onnx_path=path)
+    plane = InferenceService(lambda name, version: served)
+    request = InferenceRequest.model_validate(body)
+    direct = session(path)
+    state = np.zeros((2, 1, spec.state_size), dtype=np.float32)
+
+    port = free_port()
+    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(path, spec, port), daemon=True)
+    server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(600):  # wait for the server to listen
+                try:
+                    client.get("/v2/health/ready")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+
+            def round_trip() -> object:
+                response = client.post("/v2/models/bench/infer", json=body)
+                response.raise_for_status()
+                return response.json()
+
+            rows = timings(
+                {
+                    "/v2 infer, HTTP round trip": round_trip,
+                    "InferenceService.infer, in process": lambda: plane.infer("bench", None, request),
+                    "ONNX Runtime session.run": lambda: direct.run(None, {"input": x, "state": state}),
+                },
+                args.repeats,
+                warmup=20,
+            )
+    finally:
+        server.terminate()
+        server.join()
+
+    print(f"\nLatency, gru, batch 1, T={args.steps}, hidden {args.hidden}, 2 layers ({args.repeats} requests)")
+    print(f"{'path':38} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, values in rows.items():
+        print(f"{name:38} {1e3 * percentile(values, 50):8.3f} {1e3 * percentile(values, 99):8.3f}")
+    base, trip = (percentile(rows[k], 50) for k in ("ONNX Runtime session.run", "/v2 infer, HTTP round trip"))
+    print(f"HTTP round trip / direct call at p50: {trip / base:.2f} (+{1e3 * (trip - base):.3f} ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=200)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        engines(args, Path(tmp))
+        http(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The HTTP API: injected dependencies, JSON schemas and one router per resource."""

@@ -1,0 +1,90 @@
+"""Open Inference Protocol v2 REST endpoints: HTTP in, `InferenceService` calls, OIP JSON out.
+
+Handlers stay thin (KServe's `rest/v2_endpoints.py` over `dataplane.py`): everything
+a request means is decided by `service.inference`. The `/versions/{version}` part is
+optional everywhere; without it the model's `latest` version answers (and a sequence
+stays on the version it started on).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from service.errors import error_responses
+from service.inference import EXTENSIONS, InferenceService
+from service.oip import (
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    ModelReady,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+)
+
+router = APIRouter(prefix="/v2", tags=["inference (Open Inference Protocol v2)"])
+
+
+def _inference(request: Request) -> InferenceService:
+    return request.app.state.inference
+
+
+Inference = Annotated[InferenceService, Depends(_inference)]
+
+
+@router.get("/health/live")
+async def server_live() -> ServerLive:
+    return ServerLive(live=True)
+
+
+@router.get("/health/ready")
+async def server_ready() -> ServerReady:
+    return ServerReady(ready=True)
+
+
+@router.get("")
+async def server_metadata(request: Request) -> ServerMetadata:
+    return ServerMetadata(name="warmzoo", version=request.app.version, extensions=list(EXTENSIONS))
+
+
+@router.get("/models/{name}", responses=error_responses(404, 503))
+def model_metadata(inference: Inference, name: str) -> ModelMetadata:
+    return inference.metadata(name, None)
+
+
+@router.get("/models/{name}/versions/{version}", responses=error_responses(404, 503))
+def model_version_metadata(inference: Inference, name: str, version: str) -> ModelMetadata:
+    return inference.metadata(name, version)
+
+
+@router.get("/models/{name}/ready", responses=error_responses(404, 503))
+def model_ready(inference: Inference, name: str) -> ModelReady:
+    return inference.ready(name, None)
+
+
+@router.get("/models/{name}/versions/{version}/ready", responses=error_responses(404, 503))
+def model_version_ready(inference: Inference, name: str, version: str) -> ModelReady:
+    return inference.ready(name, version)
+
+
+@router.post("/models/{name}/infer", response_model=InferenceResponse, responses=error_responses(400, 404, 422, 503))
+def model_infer(inference: Inference, name: str, body: InferenceRequest) -> Response:
+    """Run one request on the `latest` version; `parameters.sequence_id/start/end` stream a sequence."""
+    return _json(inference.infer(name, None, body))
+
+
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    response_model=InferenceResponse,
+    responses=error_responses(400, 404, 422, 503),
+)
+def model_version_infer(inference: Inference, name: str, version: str, body: InferenceRequest) -> Response:
+    """Run one request on this version; `parameters.sequence_id/start/end` stream a sequence."""
+    return _json(inference.infer(name, version, body))
+
+
+def _json(response: InferenceResponse) -> Response:
+    """Serialised by pydantic-core straight to JSON: long float lists are the bulk of the bytes."""
+    return Response(response.model_dump_json(exclude_none=True), media_type="application/json")

@@ -1,0 +1,133 @@
+"""`/v1/jobs`: follow, list and cancel jobs; and the measure and export jobs of a version."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from service import jobs
+from service.api.deps import PaginationDep, RegistryDep, SessionDep, SettingsDep
+from service.api.job_schemas import JobOut, JobStatus
+from service.api.schemas import PageOut
+from service.errors import error_responses
+from service.job_requests import ExportIn, JobKind, MeasureIn, check_export, check_measure
+from service.tables import JobRow
+
+router = APIRouter(tags=["jobs"])
+
+EVENTS_POLL_S = 0.25
+KEEPALIVE_S = 15.0  # an SSE comment line after this much silence keeps proxies from closing the stream
+
+JobIdPath = Annotated[str, Path(description="Job id.", max_length=36)]
+KeyHeader = Annotated[
+    str | None,
+    Header(alias=jobs.KEY_HEADER, description="Makes a retry of the same request return the same job."),
+]
+NamePath = Annotated[str, Path(description="Model name.")]
+VersionPath = Annotated[str, Path(description="Version number or alias.", examples=["1", "latest"])]
+JOB_CREATED = error_responses(404, 409, 422)
+
+
+def accepted(job: JobRow, created: bool, response: Response) -> JobOut:
+    """202 with the job and where to follow it; an idempotent replay says so in a header."""
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobOut.from_row(job)
+
+
+@router.get("/jobs", responses=error_responses(422))
+def list_jobs(
+    session: SessionDep,
+    page: PaginationDep,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
+    kind: Annotated[JobKind | None, Query(description="Only jobs of this kind.")] = None,
+) -> PageOut[JobOut]:
+    """Jobs, newest first."""
+    found = jobs.list_jobs(session, page.limit, page.offset, status, kind)
+    return PageOut.of(found, [JobOut.from_row(row) for row in found.items])
+
+
+@router.get("/jobs/{job_id}", responses=error_responses(404))
+def get_job(job_id: JobIdPath, session: SessionDep) -> JobOut:
+    return JobOut.from_row(jobs.get(session, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", responses={202: {"model": JobOut}} | error_responses(404, 409))
+def cancel_job(job_id: JobIdPath, session: SessionDep, response: Response) -> JobOut:
+    """A queued job is canceled at once (200); a running one stops within one step (202: follow it)."""
+    job = jobs.cancel(session, job_id)
+    if job.status != "canceled":
+        response.status_code = 202
+    return JobOut.from_row(job)
+
+
+def _event(name: str, payload: BaseModel) -> str:
+    return f"event: {name}\ndata: {payload.model_dump_json()}\n\n"
+
+
+async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
+    """`progress` events when the progress moves, `status` events when the state changes; the
+    stream ends after the status event of the finished job."""
+    progress, state, quiet_since = None, None, time.monotonic()
+    async for row in jobs.follow(request.app.state.sessions, job_id, EVENTS_POLL_S):
+        job = JobOut.from_row(row)
+        chunk = ""
+        if job.progress != progress:
+            progress, chunk = job.progress, chunk + _event("progress", job.progress)
+        if (job.status, job.cancel_requested) != state:
+            state, chunk = (job.status, job.cancel_requested), chunk + _event("status", job)
+        if not chunk and time.monotonic() - quiet_since > KEEPALIVE_S:
+            chunk = ": keep-alive\n\n"
+        if chunk:
+            quiet_since = time.monotonic()
+            yield chunk
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."}}
+    | error_responses(404),
+)
+def job_events(job_id: JobIdPath, session: SessionDep, request: Request) -> StreamingResponse:
+    """Server-sent events: `progress` (`{step, total, vaa_star}`) as the job advances and
+    `status` (the whole job) when its state changes; the stream closes once the job has ended."""
+    jobs.get(session, job_id)  # a 404 before the stream starts
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(_events(request, job_id), media_type="text/event-stream", headers=headers)
+
+
+@router.post("/models/{name}/versions/{version}/measure", status_code=202, responses=JOB_CREATED, tags=["models"])
+def measure_version(
+    name: NamePath,
+    version: VersionPath,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: KeyHeader = None,
+    body: MeasureIn | None = None,
+) -> JobOut:
+    """Queue a measure job: the exact VAA of the version (n = 32, S = the server's vaa_steps)."""
+    new = check_measure(name, version, body or MeasureIn(), settings, registry)
+    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key), response)
+
+
+@router.post("/models/{name}/versions/{version}/export", status_code=202, responses=JOB_CREATED, tags=["models"])
+def export_version(
+    name: NamePath,
+    version: VersionPath,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: KeyHeader = None,
+    body: ExportIn | None = None,
+) -> JobOut:
+    """Queue an export job: produce model.onnx and cell.onnx (checked against PyTorch) ahead of downloads."""
+    new = check_export(name, version, body or ExportIn(), registry)
+    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key), response)

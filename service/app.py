@@ -1,0 +1,68 @@
+"""The FastAPI application: settings in, migrations applied at start, routers mounted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import SessionDep
+from service.api.routes import datasets, jobs, models, warmups
+from service.blobs import open_blob_store
+from service.config import Settings, get_settings
+from service.db import make_engine, session_factory, upgrade_database
+from service.errors import error_responses, install_error_handlers
+from service.limits import BodySizeLimit
+
+DESCRIPTION = """A zoo of warmed-up (multistable) recurrent-network initialisations.
+
+Every error body is `{"error": message, "field": dotted.path | null, "code": slug}`."""
+
+
+def _package_version() -> str:
+    try:
+        return version("warmzoo")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app bound to `settings` (default: from the environment); start-up applies migrations."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(upgrade_database, settings)
+        engine = make_engine(settings.database_url)
+        app.state.sessions = session_factory(engine)
+        app.state.blobs = open_blob_store(settings.blob_store)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="warmzoo",
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.include_router(models.router, prefix="/v1")
+    app.include_router(warmups.router, prefix="/v1")
+    app.include_router(jobs.router, prefix="/v1")
+    app.include_router(datasets.router, prefix="/v1")
+
+    @app.get("/healthz", tags=["health"], responses=error_responses(500))
+    def healthz(session: SessionDep) -> dict[str, str]:
+        """Alive and able to reach the registry database."""
+        session.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,143 @@
+"""Jobs as the API sees them: queue a checked request (idempotently), read, list, cancel, follow.
+
+Workers take it from there through `service.queue`; this module never runs a job.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.errors import ApiError
+from service.job_requests import NewJob
+from service.queue import TERMINAL
+from service.registry import Page
+from service.tables import JobRow, utcnow
+
+KEY_HEADER = "Idempotency-Key"
+_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII, as in HTTP header tokens
+
+
+def initial_progress(total: int) -> dict[str, Any]:
+    return {"step": 0, "total": total, "vaa_star": None}
+
+
+def _by_key(session: Session, key: str) -> JobRow | None:
+    return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
+
+
+def _same_request(job: JobRow, new: NewJob, key: str) -> JobRow:
+    if job.kind != new.kind or job.request != new.request:
+        raise ApiError(
+            409,
+            f"{KEY_HEADER} {key!r} was already used for job {job.id} with a different request;"
+            " send a new key for a new job",
+            field=KEY_HEADER,
+            code="idempotency_conflict",
+        )
+    return job
+
+
+def submit(
+    session: Session, new: NewJob, settings: Settings, idempotency_key: str | None = None
+) -> tuple[JobRow, bool]:
+    """Queue `new`; with a key already used for the same request, return that job instead.
+    Returns (job, created)."""
+    if idempotency_key is not None:
+        if not _KEY_RE.fullmatch(idempotency_key):
+            raise ApiError(422, f"{KEY_HEADER} must be 1-200 visible ASCII characters", field=KEY_HEADER)
+        existing = _by_key(session, idempotency_key)
+        if existing is not None:
+            return _same_request(existing, new, idempotency_key), False
+    job = JobRow(
+        id=str(uuid.uuid4()),
+        kind=new.kind,
+        status="queued",
+        request=new.request,
+        progress=initial_progress(new.total),
+        idempotency_key=idempotency_key,
+        attempts=0,
+        max_attempts=settings.job_max_attempts,
+        cancel_requested=False,
+    )
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:  # the same key, submitted concurrently: the first one wins
+        session.rollback()
+        existing = _by_key(session, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _same_request(existing, new, idempotency_key or ""), False
+    return job, True
+
+
+def get(session: Session, job_id: str) -> JobRow:
+    job = session.get(JobRow, job_id, populate_existing=True)
+    if job is None:
+        raise ApiError(404, f"job {job_id!r} not found", field="id", code="job_not_found")
+    return job
+
+
+def list_jobs(
+    session: Session, limit: int, offset: int, status: str | None = None, kind: str | None = None
+) -> Page[JobRow]:
+    """Newest first."""
+    conditions: list[ColumnElement[bool]] = []
+    if status is not None:
+        conditions.append(JobRow.status == status)
+    if kind is not None:
+        conditions.append(JobRow.kind == kind)
+    total = session.scalar(select(func.count()).select_from(JobRow).where(*conditions)) or 0
+    newest_first = select(JobRow).where(*conditions).order_by(JobRow.created_at.desc(), JobRow.id)
+    return Page(list(session.scalars(newest_first.limit(limit).offset(offset))), total, limit, offset)
+
+
+def cancel(session: Session, job_id: str) -> JobRow:
+    """A queued job is canceled at once; a running one is flagged, and its worker stops it
+    between two steps. Canceling a finished job is a conflict."""
+    job = get(session, job_id)
+    now = utcnow()
+    for status, values in (
+        ("queued", dict(status="canceled", cancel_requested=True, finished_at=now)),
+        ("running", dict(cancel_requested=True)),
+    ):
+        changed = session.execute(
+            update(JobRow).where(JobRow.id == job_id, JobRow.status == status).values(**values)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        if changed:
+            return get(session, job_id)
+    job = get(session, job_id)
+    raise ApiError(
+        409,
+        f"job {job_id} is already {job.status}; only queued or running jobs can be canceled",
+        field="id",
+        code="job_finished",
+    )
+
+
+def _snapshot(sessions: sessionmaker[Session], job_id: str) -> JobRow:
+    with sessions() as session:
+        return get(session, job_id)
+
+
+async def follow(sessions: sessionmaker[Session], job_id: str, poll_s: float) -> AsyncIterator[JobRow]:
+    """The job every `poll_s` seconds until it has ended (the last snapshot is the ended job).
+
+    Polls the jobs table (the source of truth, whichever process runs the job) in a worker
+    thread, so a slow database never blocks the event loop."""
+    while True:
+        job = await anyio.to_thread.run_sync(_snapshot, sessions, job_id)
+        yield job
+        if job.status in TERMINAL:
+            return
+        await anyio.sleep(poll_s)

@@ -1,0 +1,361 @@
+"""Jobs end to end inside one process, on SQLite and PostgreSQL: submit, claim under a lease,
+run with the real models package, publish exactly once, cancel, recover lost workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import torch
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.warmup import WarmupDiverged
+from service import jobs, queue, runner
+from service.blobs import LocalBlobStore
+from service.config import Settings
+from service.db import make_engine, session_factory, upgrade_database
+from service.errors import ApiError
+from service.job_requests import ExportIn, MeasureIn, WarmupIn, check_export, check_measure, check_warmup
+from service.registry import Registry
+from service.starter import seed_starter_catalogue, starter_requests
+from service.tables import JobRow, VersionRow, utcnow
+from service.worker import Worker
+from tests.service.factories import tiny_spec
+
+
+@pytest.fixture
+def job_settings(settings: Settings) -> Settings:
+    """Tiny exact-VAA figures and short leases: jobs take well under a second."""
+    return settings.model_copy(update={"vaa_steps": 20, "vaa_repeats": 2, "job_lease_s": 1.0, "worker_poll_s": 0.05})
+
+
+@pytest.fixture
+def sessions(job_settings: Settings) -> Iterator[sessionmaker[Session]]:
+    upgrade_database(job_settings)
+    engine = make_engine(job_settings.database_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def blobs(job_settings: Settings) -> LocalBlobStore:
+    return LocalBlobStore(job_settings.blob_store)
+
+
+@pytest.fixture
+def worker(job_settings: Settings, sessions: sessionmaker[Session], blobs: LocalBlobStore) -> Worker:
+    return Worker(job_settings, sessions, blobs)
+
+
+def warmup_body(steps: int = 3, **fields: object) -> WarmupIn:
+    body = {
+        "name": "tiny",
+        "spec": tiny_spec(input_size=1).model_dump(),
+        "data": {"task": "copy_first_input", "seq_length": 12, "num_samples": 16},
+        "warmup": {"steps": steps, "batch_size": 8},
+        "seed": 1,
+        **fields,
+    }
+    return WarmupIn.model_validate(body)
+
+
+def submit(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, settings: Settings, body: WarmupIn, key: str | None = None
+) -> str:
+    with sessions() as session:
+        new = check_warmup(body, settings, Registry(session, blobs))
+        return jobs.submit(session, new, settings, key)[0].id
+
+
+def job(sessions: sessionmaker[Session], job_id: str) -> JobRow:
+    with sessions() as session:
+        return jobs.get(session, job_id)
+
+
+def version_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(VersionRow)) or 0
+
+
+def test_a_warmup_job_publishes_a_measured_version(
+    worker: Worker, sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+) -> None:
+    job_id = submit(sessions, blobs, job_settings, warmup_body(steps=3))
+    queued = job(sessions, job_id)
+    assert (queued.status, queued.progress) == ("queued", {"step": 0, "total": 3, "vaa_star": None})
+
+    assert worker.run_once()
+    done = job(sessions, job_id)
+    assert done.status == "succeeded", done.error
+    assert done.result == {"model": "tiny", "version": 1}
+    assert done.progress is not None and done.progress["step"] == 3 and done.progress["vaa_star"] is not None
+    assert done.lease_owner is None and done.finished_at is not None and done.attempts == 1
+    with sessions() as session:
+        version = Registry(session, blobs).resolve("tiny", 1)
+        assert len(version.metrics["vaa_star_history"]) == 3
+        assert len(version.metrics["vaa_before_estimates"]) == 2 and version.metrics["vaa_steps"] == 20
+        assert 0 < version.metrics["vaa_before"] <= 1 and 0 < version.metrics["vaa_after"] <= 1
+        assert version.seed == 1 and version.device == "cpu" and version.task == "copy_first_input"
+        assert set(version.libraries or {}) >= {"torch", "onnx", "onnxruntime", "warmzoo"}
+    assert not worker.run_once()  # the queue is empty
+
+
+def test_a_warmup_from_a_base_records_its_lineage(
+    worker: Worker, sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+) -> None:
+    submit(sessions, blobs, job_settings, warmup_body())
+    worker.run_once()
+    body = warmup_body(name=None, spec=None, base={"model": "tiny"})  # default name: the base's
+    job_id = submit(sessions, blobs, job_settings, body)
+    assert job(sessions, job_id).request["base"] == {"model": "tiny", "version": 1}  # the alias, resolved
+    worker.run_once()
+    assert job(sessions, job_id).result == {"model": "tiny", "version": 2}
+    with sessions() as session:
+        version = Registry(session, blobs).resolve("tiny", 2)
+        assert version.base is not None and version.base.number == 1
+
+
+def test_idempotency_key_returns_the_same_job_and_refuses_another_request(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+) -> None:
+    first = submit(sessions, blobs, job_settings, warmup_body(), key="k-1")
+    assert submit(sessions, blobs, job_settings, warmup_body(), key="k-1") == first
+    with pytest.raises(ApiError) as refused:
+        submit(sessions, blobs, job_settings, warmup_body(steps=4), key="k-1")
+    assert (refused.value.status, refused.value.field) == (409, "Idempotency-Key")
+    assert submit(sessions, blobs, job_settings, warmup_body()) != first  # no key: a new job
+
+
+def test_a_job_is_claimed_by_one_worker_only(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+) -> None:
+    job_id = submit(sessions, blobs, job_settings, warmup_body())
+    with sessions() as session:
+        claimed = queue.claim(session, "host:1:a", 30)
+        assert claimed is not None and claimed.id == job_id and claimed.attempts == 1
+        assert queue.claim(session, "host:2:b", 30) is None
+        assert not queue.heartbeat(session, job_id, "host:2:b", 30)
+        assert queue.heartbeat(session, job_id, "host:1:a", 30)
+
+
+def test_cancel_a_queued_job_at_once_and_refuse_to_cancel_a_finished_one(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
+) -> None:
+    job_id = submit(sessions, blobs, job_settings, warmup_body())
+    with sessions() as session:
+        assert jobs.cancel(session, job_id).status == "canceled"
+        assert not worker.run_once()  # nothing left to run
+        with pytest.raises(ApiError) as refused:
+            jobs.cancel(session, job_id)
+        assert refused.value.status == 409
+
+
+def test_cancel_a_running_job_stops_it_between_steps(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
+) -> None:
+    job_id = submit(sessions, blobs, job_settings, warmup_body(steps=100_000))
+    running = threading.Thread(target=worker.run_once)
+    running.start()
+    deadline = time.monotonic() + 60
+    while (job(sessions, job_id).progress or {}).get("step", 0) < 1:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    with sessions() as session:
+        flagged = jobs.cancel(session, job_id)
+    assert (flagged.status, flagged.cancel_requested) == ("running", True)
+    running.join(timeout=30)
+    assert not running.is_alive()
+    done = job(sessions, job_id)
+    assert done.status == "canceled" and done.progress is not None and done.progress["step"] < 100_000
+    assert version_count(sessions) == 0
+
+
+def test_a_worker_shutting_down_returns_its_job_to_the_queue(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
+) -> None:
+    job_id = submit(sessions, blobs, job_settings, warmup_body(steps=100_000))
+    running = threading.Thread(target=worker.run_once)
+    running.start()
+    while (job(sessions, job_id).progress or {}).get("step", 0) < 1:
+        time.sleep(0.05)
+    worker.stopping.set()
+    running.join(timeout=30)
+    back = job(sessions, job_id)
+    assert (back.status, back.attempts, back.lease_owner) == ("queued", 0, None)
+
+
+def test_an_expired_lease_requeues_the_job_then_fails_it_after_the_last_attempt(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
+) -> None:
+    job_id = submit(sessions, blobs, job_settings, warmup_body())
+    later = utcnow() + timedelta(seconds=5)
+    with sessions() as session:
+        for attempt in range(1, job_settings.job_max_attempts + 1):
+            assert queue.claim(session, f"host:{attempt}:dead", lease_s=1) is not None  # then the worker "dies"
+            settled = queue.reap(session, now=later)
+            expected = "queued" if attempt < job_settings.job_max_attempts else "failed"
+            assert settled == [(job_id, expected)]
+    failed = job(sessions, job_id)
+    assert failed.error is not None and failed.error["code"] == "worker_lost"
+    assert failed.attempts == job_settings.job_max_attempts
+
+
+def test_a_worker_that_lost_its_lease_publishes_nothing(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
+) -> None:
+    """The race behind exactly-once: worker A's lease expires mid-job and B re-runs the job;
+    when A reaches its publish, the version and A's success must both be refused."""
+    job_id = submit(sessions, blobs, job_settings, warmup_body())
+    with sessions() as session:
+        claimed = queue.claim(session, "host:1:a", lease_s=0.01)
+    assert claimed is not None
+    time.sleep(0.05)
+    assert worker.run_once()  # B reaps the expired lease, claims the job and publishes it
+    assert job(sessions, job_id).attempts == 2 and version_count(sessions) == 1
+
+    class LateWorker:  # A, finishing after all
+        settings, blobs = job_settings, LocalBlobStore(job_settings.blob_store)
+
+        def __init__(self) -> None:
+            self.sessions = sessions
+
+        def progress(self, step: int, total: int, vaa_star: float | None = None) -> None: ...
+
+        def should_stop(self) -> bool:
+            return False
+
+        def succeed(self, session: Session, result: dict[str, object]) -> None:
+            queue.finish(session, job_id, "host:1:a", "succeeded", result=result)
+
+    with pytest.raises(queue.LeaseLost):
+        runner.run("warmup", claimed.request, LateWorker())
+    assert version_count(sessions) == 1
+    assert job(sessions, job_id).result == {"model": "tiny", "version": 1}
+
+
+def test_jobs_of_a_dead_process_are_recovered_on_restart(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+) -> None:
+    job_id = submit(sessions, blobs, job_settings, warmup_body())
+    with sessions() as session:
+        queue.claim(session, "here:999999999:gone", lease_s=3600)  # no such pid
+        assert queue.recover_orphans(session, "elsewhere") == 0
+        assert queue.recover_orphans(session, "here") == 1
+        assert queue.reap(session) == [(job_id, "queued")]
+
+
+def test_a_diverged_warmup_fails_with_a_clear_error(
+    sessions: sessionmaker[Session],
+    blobs: LocalBlobStore,
+    job_settings: Settings,
+    worker: Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def diverge(*args: object, **kwargs: object) -> None:
+        raise WarmupDiverged("VAA* became NaN at step 0: lower warmup.learning_rate")
+
+    monkeypatch.setattr(runner, "warmup", diverge)
+    job_id = submit(sessions, blobs, job_settings, warmup_body())
+    worker.run_once()
+    failed = job(sessions, job_id)
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.error["code"] == "warmup_diverged" and "learning_rate" in failed.error["error"]
+    assert version_count(sessions) == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_a_missing_gpu_fails_the_job_naming_the_device(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
+) -> None:
+    job_id = submit(sessions, blobs, job_settings, warmup_body(device="cuda"))
+    worker.run_once()
+    failed = job(sessions, job_id)
+    assert failed.status == "failed" and failed.error is not None
+    assert (failed.error["code"], failed.error["field"]) == ("device_unavailable", "device")
+
+
+def test_measure_and_export_jobs(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
+) -> None:
+    submit(sessions, blobs, job_settings, warmup_body())
+    worker.run_once()
+    with sessions() as session:
+        registry = Registry(session, blobs)
+        measure = jobs.submit(
+            session, check_measure("tiny", "latest", MeasureIn(repeats=3), job_settings, registry), job_settings
+        )[0]
+        export = jobs.submit(session, check_export("tiny", "1", ExportIn(), registry), job_settings)[0]
+    worker.run_once()
+    worker.run_once()
+    measured = job(sessions, measure.id)
+    assert measured.status == "succeeded", measured.error
+    assert measured.result is not None and len(measured.result["vaa_estimates"]) == 3
+    assert measured.result["vaa_steps"] == 20 and measured.result["vaa_samples"] == 32
+    exported = job(sessions, export.id)
+    assert exported.status == "succeeded", exported.error
+    assert exported.result is not None and [f["name"] for f in exported.result["files"]] == ["model.onnx", "cell.onnx"]
+
+
+def test_a_warmup_on_an_uploaded_dataset(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
+) -> None:
+    import io
+
+    import numpy as np
+
+    from service import datasets
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.random.default_rng(0).standard_normal((10, 8, 2)).astype(np.float32))
+    with sessions() as session:
+        row = datasets.store(session, blobs, job_settings, buffer.getvalue(), "noise")
+    body = warmup_body(spec=tiny_spec(input_size=2).model_dump(), data={"dataset": row.id})
+    job_id = submit(sessions, blobs, job_settings, body)
+    worker.run_once()
+    done = job(sessions, job_id)
+    assert done.status == "succeeded", done.error
+    assert done.request["data"] == {"dataset": row.id, "sha256": row.sha256, "shape": [10, 8, 2]}
+
+
+def test_the_starter_catalogue_is_queued_once_on_an_empty_zoo(
+    sessions: sessionmaker[Session], job_settings: Settings
+) -> None:
+    assert [body.name for body in starter_requests()] == [
+        f"starter-{cell}" for cell in ("gru", "lstm", "chrono", "mgu", "brc", "nbrc")
+    ]
+    assert seed_starter_catalogue(job_settings) == 6
+    assert seed_starter_catalogue(job_settings) == 0
+    with sessions() as session:
+        page = jobs.list_jobs(session, limit=100, offset=0, kind="warmup", status="queued")
+    assert page.total == 6
+
+
+def test_list_filters_and_pages(sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings) -> None:
+    ids = [submit(sessions, blobs, job_settings, warmup_body()) for _ in range(3)]
+    with sessions() as session:
+        jobs.cancel(session, ids[0])
+        assert jobs.list_jobs(session, 10, 0, status="canceled").total == 1
+        page = jobs.list_jobs(session, 2, 0, status="queued")
+        assert (page.total, len(page.items)) == (2, 2)
+        assert jobs.list_jobs(session, 10, 0, kind="export").total == 0
+
+
+def test_data_checks_name_the_field(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+) -> None:
+    cases = {
+        "data.seq_length": {"task": "copy_first_input", "num_samples": 4},
+        "data.pad": {"task": "copy_first_input", "seq_length": 10, "num_samples": 4, "pad": 3},
+        "data": {"task": "digits", "seq_length": 10, "num_samples": 4},  # the task itself refuses
+        "spec.input_size": {"task": "denoising", "seq_length": 20, "num_samples": 4},
+        "data.task": {"dataset": "abc", "task": "denoising"},
+    }
+    with sessions() as session:
+        for field, data in cases.items():
+            with pytest.raises(ApiError) as refused:
+                check_warmup(warmup_body(data=data), job_settings, Registry(session, blobs))
+            assert refused.value.field == field, (data, refused.value.message)

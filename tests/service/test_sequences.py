@@ -1,0 +1,74 @@
+"""The in-memory sequence store: idle timeout, bound on open sequences, thread safety."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from service.sequences import MemorySequenceStore, SequenceState, SequenceStoreFull
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def state(version: int = 1) -> SequenceState:
+    return SequenceState(version, np.zeros((1, 1, 2), dtype=np.float32))
+
+
+def test_entries_expire_after_idle_timeout_from_their_last_put() -> None:
+    clock = Clock()
+    store = MemorySequenceStore(idle_timeout_s=10, max_sequences=4, clock=clock)
+    store.put("a", state(1))
+    store.put("b", state(2))
+    clock.now = 8
+    store.put("a", state(3))
+    clock.now = 12
+    assert store.get("b") is None
+    kept = store.get("a")
+    assert kept is not None and kept.version == 3
+    assert len(store) == 1
+    clock.now = 18
+    assert store.get("a") is None and len(store) == 0
+
+
+def test_bound_counts_only_open_sequences() -> None:
+    clock = Clock()
+    store = MemorySequenceStore(idle_timeout_s=10, max_sequences=2, clock=clock)
+    store.put("a", state())
+    store.put("b", state())
+    store.put("a", state(2))  # replacing an open one needs no room
+    with pytest.raises(SequenceStoreFull) as full:
+        store.put("c", state())
+    assert full.value.limit == 2
+    store.delete("b")
+    store.delete("b")  # deleting twice is fine
+    store.put("c", state())
+    clock.now = 11
+    store.put("d", state())  # the expired ones made room
+    assert len(store) == 1
+
+
+def test_concurrent_puts_never_exceed_the_bound() -> None:
+    store = MemorySequenceStore(idle_timeout_s=60, max_sequences=50)
+    refused = []
+
+    def worker(k: int) -> None:
+        for j in range(20):
+            try:
+                store.put(f"{k}-{j}", state())
+            except SequenceStoreFull:
+                refused.append(1)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store) == 50 and len(refused) == 8 * 20 - 50
