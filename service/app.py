@@ -11,12 +11,15 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import SessionDep
-from service.api.routes import datasets, jobs, models, warmups
+from service.api.routes import datasets, inference, jobs, models, warmups
 from service.blobs import open_blob_store
 from service.config import Settings, get_settings
 from service.db import make_engine, session_factory, upgrade_database
 from service.errors import error_responses, install_error_handlers
+from service.inference import InferenceService
 from service.limits import BodySizeLimit
+from service.sequences import MemorySequenceStore
+from service.serving import registry_resolver
 
 DESCRIPTION = """A zoo of warmed-up (multistable) recurrent-network initialisations.
 
@@ -40,6 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.sessions = session_factory(engine)
         app.state.blobs = open_blob_store(settings.blob_store)
+        app.state.inference = InferenceService(
+            registry_resolver(app.state.sessions, app.state.blobs, settings.data_dir / "onnx-cache"),
+            session_cache_size=settings.session_cache_size,
+            intra_op_threads=settings.onnx_threads,
+            sequence_store=MemorySequenceStore(
+                idle_timeout_s=settings.sequence_idle_timeout_s, max_sequences=settings.max_sequences
+            ),
+            max_batch_time=settings.max_batch_time,
+        )
         try:
             yield
         finally:
@@ -58,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(warmups.router, prefix="/v1")
     app.include_router(jobs.router, prefix="/v1")
     app.include_router(datasets.router, prefix="/v1")
+    app.include_router(inference.router)
 
     @app.get("/healthz", tags=["health"], responses=error_responses(500))
     def healthz(session: SessionDep) -> dict[str, str]:

@@ -27,18 +27,11 @@ def _onnx(graph: str) -> Callable[[Network], Produced]:
     def produce(network: Network) -> Produced:
         try:
             data, report = export_onnx(network, graph)  # type: ignore[arg-type]
-        except ExportError as exc:
-            figures = ""
-            if exc.report is not None:
-                worst = max(exc.report.cases, key=lambda case: case.max_abs_error)
-                figures = (
-                    f" (max abs error {exc.report.max_abs_error:.3g} > tolerance {exc.report.tolerance:.0e},"
-                    f" worst at batch {worst.batch}, length {worst.length})"
-                )
+        except ExportError as exc:  # its message carries the worst case's figures
             raise ApiError(
                 422,
-                f"file {graph}.onnx cannot be served for these weights: ONNX Runtime does not reproduce"
-                f" PyTorch{figures}. Download weights.safetensors or state_dict.pt instead.",
+                f"file {graph}.onnx cannot be served for these weights: {exc}."
+                " Download weights.safetensors or state_dict.pt instead.",
                 field="file",
                 code="export_parity_failed",
             ) from exc

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     max_seq_length: int = Field(100_000, ge=1, description="Longest warm-up or inference sequence (time steps).")
     max_num_samples: int = Field(100_000, ge=1, description="Most sequences in a warm-up data set.")
     max_warmup_steps: int = Field(100_000, ge=1, description="Most optimiser steps in one warm-up job.")
+    max_batch_time: int = Field(100_000, ge=1, description="Largest batch x time of one inference request.")
     max_page_size: int = Field(100, ge=1, description="Largest `limit` of a paginated listing.")
 
     job_lease_s: float = Field(60.0, gt=0, description="A running job whose lease is older than this is re-queued.")
