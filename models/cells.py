@@ -4,7 +4,8 @@ Every layer speaks the same small interface so the network, the multistability
 measures and the ONNX export never special-case a cell type:
 
 - ``state`` is one tensor [batch, state_size]: h, or [h; c] for LSTM cells;
-- ``step(x_t, state)`` is the cell's equations written out, one time step;
+- ``step(x_t, state)`` is the cell's equations written out, one time step (gates are
+  split by their static width, so the exported ONNX step graph needs no shape arithmetic);
 - ``forward(x, state, lengths)`` runs a whole batch-first sequence and returns the
   outputs [batch, time, hidden] and the final state, taken at ``lengths - 1`` per
   sequence when lengths are given (the batched prefix pass of the warm-up);
@@ -83,8 +84,8 @@ class GRUCell(Layer):
     def step(self, x_t: Tensor, state: Tensor) -> Tensor:
         gi = x_t @ self.rnn.weight_ih_l0.T + self.rnn.bias_ih_l0
         gh = state @ self.rnn.weight_hh_l0.T + self.rnn.bias_hh_l0
-        i_r, i_z, i_n = gi.chunk(3, dim=-1)
-        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        i_r, i_z, i_n = gi.split(self.hidden_size, dim=-1)
+        h_r, h_z, h_n = gh.split(self.hidden_size, dim=-1)
         r = torch.sigmoid(i_r + h_r)
         z = torch.sigmoid(i_z + h_z)
         n = torch.tanh(i_n + r * h_n)
@@ -108,11 +109,11 @@ class LSTMCell(Layer):
         self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)  # torch default init
 
     def step(self, x_t: Tensor, state: Tensor) -> Tensor:
-        h, c = state.chunk(2, dim=-1)
+        h, c = state.split(self.hidden_size, dim=-1)
         gates = (
             x_t @ self.rnn.weight_ih_l0.T + self.rnn.bias_ih_l0 + h @ self.rnn.weight_hh_l0.T + self.rnn.bias_hh_l0
         )
-        i, f, g, o = gates.chunk(4, dim=-1)
+        i, f, g, o = gates.split(self.hidden_size, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return torch.cat([h, c], dim=-1)
@@ -193,7 +194,7 @@ class MGUCell(LoopCell):
         self.weight_hh = nn.Parameter(nn.init.xavier_uniform_(torch.empty(hidden_size, hidden_size)))
 
     def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
-        p_f, p_h = p_t.chunk(2, dim=-1)
+        p_f, p_h = p_t.split(self.hidden_size, dim=-1)
         f = torch.sigmoid(p_f + h @ self.weight_hf.T)
         g = torch.tanh((f * h) @ self.weight_hh.T + p_h)
         return (1 - f) * h + f * g
@@ -211,7 +212,7 @@ class BistableCell(LoopCell):
         raise NotImplementedError
 
     def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
-        p_c, p_a, p_h = p_t.chunk(3, dim=-1)
+        p_c, p_a, p_h = p_t.split(self.hidden_size, dim=-1)
         fb_c, fb_a = self.gate_feedback(h)
         c = torch.sigmoid(p_c + fb_c)
         a = 1 + torch.tanh(p_a + fb_a)
@@ -239,7 +240,7 @@ class NBRCCell(BistableCell):
         _xavier_blocks_(self.weight_hh, 2)
 
     def gate_feedback(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        fb_c, fb_a = (h @ self.weight_hh.T).chunk(2, dim=-1)
+        fb_c, fb_a = (h @ self.weight_hh.T).split(self.hidden_size, dim=-1)
         return fb_c, fb_a
 
 
