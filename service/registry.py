@@ -69,39 +69,25 @@ class Page(Generic[T]):
     offset: int
 
 
+def _check_pattern(value: str, pattern: re.Pattern[str], field: str, what: str, rule: str, code: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ApiError(422, f"{field} {value!r} is not a valid {what}: use {rule}", field=field, code=code)
+    return value
+
+
 def check_name(name: str, field: str = "name") -> str:
-    if not NAME_RE.fullmatch(name):
-        raise ApiError(
-            422,
-            f"{field} {name!r} is not a valid model name: use 1-100 characters a-z, 0-9, '.', '_', '-',"
-            " starting with a letter or digit",
-            field=field,
-            code="invalid_name",
-        )
-    return name
+    rule = "1-100 characters a-z, 0-9, '.', '_', '-', starting with a letter or digit"
+    return _check_pattern(name, NAME_RE, field, "model name", rule, "invalid_name")
 
 
 def check_alias(alias: str, field: str = "alias") -> str:
-    if not ALIAS_RE.fullmatch(alias):
-        raise ApiError(
-            422,
-            f"{field} {alias!r} is not a valid alias: use 1-64 characters a-z, 0-9, '.', '_', '-',"
-            " starting with a letter",
-            field=field,
-            code="invalid_alias",
-        )
-    return alias
+    rule = "1-64 characters a-z, 0-9, '.', '_', '-', starting with a letter"
+    return _check_pattern(alias, ALIAS_RE, field, "alias", rule, "invalid_alias")
 
 
 def check_tag(tag: str, field: str = "tag") -> str:
-    if not TAG_RE.fullmatch(tag):
-        raise ApiError(
-            422,
-            f"{field} {tag!r} is not a valid tag: use 1-64 characters a-z, 0-9, '.', '_', ':', '+', '-'",
-            field=field,
-            code="invalid_tag",
-        )
-    return tag
+    rule = "1-64 characters a-z, 0-9, '.', '_', ':', '+', '-'"
+    return _check_pattern(tag, TAG_RE, field, "tag", rule, "invalid_tag")
 
 
 def _invalid_weights(exc: WeightsError) -> ApiError:
