@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
@@ -18,12 +18,15 @@ from service.db import make_engine, session_factory, upgrade_database
 from service.errors import error_responses, install_error_handlers
 from service.inference import InferenceService
 from service.limits import BodySizeLimit
+from service.metrics import CONTENT_TYPE_LATEST, Telemetry, TelemetryMiddleware
 from service.sequences import MemorySequenceStore
 from service.serving import registry_resolver
 
 DESCRIPTION = """A zoo of warmed-up (multistable) recurrent-network initialisations.
 
-Every error body is `{"error": message, "field": dotted.path | null, "code": slug}`."""
+Every error body is `{"error": message, "field": dotted.path | null, "code": slug}`.
+Every response carries an `X-Request-ID` header (the client's, or a new one), also found in
+the server's log lines; Prometheus metrics are at `/metrics`."""
 
 
 def _package_version() -> str:
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             max_batch_time=settings.max_batch_time,
         )
+        app.state.telemetry.bind(app.state.sessions, app.state.inference)
         try:
             yield
         finally:
@@ -64,8 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.telemetry = Telemetry()  # per app: tests create many apps in one process
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # added last: outermost
     app.include_router(models.router, prefix="/v1")
     app.include_router(warmups.router, prefix="/v1")
     app.include_router(jobs.router, prefix="/v1")
@@ -77,5 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Alive and able to reach the registry database."""
         session.execute(text("SELECT 1"))
         return {"status": "ok"}
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
+    )
+    def metrics() -> Response:
+        """Prometheus metrics: HTTP and inference requests and latencies, jobs by status and kind,
+        queue depth, open streaming sequences (the job and sequence figures are read at scrape time)."""
+        return Response(app.state.telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app

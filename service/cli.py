@@ -122,10 +122,17 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(data_dir=args.data_dir) if args.data_dir else Settings()
 
 
-def _log_to_stderr() -> None:
-    import logging
+def _log_to_stderr(settings: Settings, level: str | None = None) -> str:
+    """JSON log lines on stderr at `level` (default: WARMZOO_LOG_LEVEL); returns the level used."""
+    import os
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    from service.logs import configure_logging
+
+    if level is not None:
+        os.environ["WARMZOO_LOG_LEVEL"] = level  # the worker processes inherit it
+    level = level or settings.log_level
+    configure_logging(level)
+    return level
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -140,8 +147,8 @@ def _serve(args: argparse.Namespace) -> int:
     from service.executor import make_executor
     from service.starter import seed_starter_catalogue
 
-    _log_to_stderr()
     settings = _settings(args)
+    level = _log_to_stderr(settings, args.log_level)
     upgrade_database(settings)
     # uvicorn re-raises the SIGTERM it shut down on; exiting through `finally` stops the workers too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -150,7 +157,10 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         if settings.starter_catalogue:
             threading.Thread(target=seed_starter_catalogue, args=(settings,), name="starter", daemon=True).start()
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+        # log_config None: uvicorn's own records go through the JSON handler; the app writes the access log
+        uvicorn.run(
+            create_app(settings), host=args.host, port=args.port, log_level=level, log_config=None, access_log=False
+        )
     finally:
         executor.stop()
     return 0
@@ -163,8 +173,8 @@ def _worker(args: argparse.Namespace) -> int:
     from service.db import upgrade_database
     from service.worker import Worker
 
-    _log_to_stderr()
     settings = _settings(args)
+    _log_to_stderr(settings)
     upgrade_database(settings)
     worker = Worker(settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -193,7 +203,11 @@ def _add_server_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     _add_data_dir(p)
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument(
+        "--log-level",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="for the server and its workers (default: WARMZOO_LOG_LEVEL, else info)",
+    )
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("worker", help="run queued jobs (a worker of the embedded executor)")

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
+LogLevel = Annotated[
+    Literal["critical", "error", "warning", "info", "debug"],
+    BeforeValidator(lambda value: value.lower() if isinstance(value, str) else value),
+]
 
 
 class Settings(BaseSettings):
@@ -24,10 +28,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), description="Root of the embedded registry (database file and blobs).")
     database_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<data_dir>/warmzoo.db.")
     blob_store: str = Field("", description="Blob directory (or file:// URL); default <data_dir>/blobs.")
-    executor: Literal["embedded", "ray"] = Field("embedded", description="Where warm-up jobs run.")
-    sequence_store: Literal["memory", "redis"] = Field("memory", description="Where streaming-sequence state lives.")
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Used when sequence_store is redis.")
-    ray_address: str | None = Field(None, description="Ray cluster address when executor is ray; None = local.")
+    # Only the embedded shape exists so far: other values are refused at start-up, not ignored.
+    executor: Literal["embedded"] = Field("embedded", description="Where warm-up jobs run.")
+    sequence_store: Literal["memory"] = Field("memory", description="Where streaming-sequence state lives.")
     workers: int | None = Field(None, ge=0, description="Embedded worker processes; None = one per GPU, else 1.")
 
     onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX Runtime session.")
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
     )
     starter_catalogue: bool = Field(
         True, description="Seed a few tiny warmed-up models on the first start of an empty zoo."
+    )
+    log_level: LogLevel = Field(
+        "info", description="Least severe log records written (JSON lines on stderr); `warmzoo serve --log-level` wins."
     )
 
     @model_validator(mode="after")

@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
+from service.logs import request_id
+
 log = logging.getLogger(__name__)
 
 
@@ -120,8 +122,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        error = ApiError(500, f"internal error ({type(exc).__name__}); the server log has the details")
-        return JSONResponse(error.body(), status_code=500)
+        rid = request_id.get()
+        message = f"internal error ({type(exc).__name__}); the server log has the details"
+        if rid is not None:
+            message += f" (request id {rid})"
+        error = ApiError(500, message)
+        return JSONResponse(error.body(), status_code=500, headers={"X-Request-ID": rid} if rid else None)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

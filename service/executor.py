@@ -136,6 +136,4 @@ def worker_count(settings: Settings) -> int:
 
 
 def make_executor(settings: Settings) -> Executor:
-    if settings.executor == "ray":
-        raise ValueError("executor 'ray' is not available yet; use WARMZOO_EXECUTOR=embedded")
     return EmbeddedExecutor(settings, worker_count(settings))

@@ -65,7 +65,14 @@ class WarmupIn(BaseModel):
                     "data": {"task": "copy_first_input", "seq_length": 100, "num_samples": 512},
                     "warmup": {"steps": 100},
                     "seed": 0,
-                }
+                },
+                {
+                    "name": "gru-copy",
+                    "base": {"model": "gru-copy", "version": "latest"},
+                    "data": {"task": "copy_first_input", "seq_length": 300, "num_samples": 512},
+                    "warmup": {"steps": 50, "learning_rate": 0.005},
+                    "device": "cpu",
+                },
             ]
         },
     )
@@ -84,7 +91,19 @@ class WarmupIn(BaseModel):
 class MeasureIn(BaseModel):
     """Exact VAA of a stored version (n = 32, S = the server's vaa_steps), `repeats` estimates."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"repeats": 5, "seed": 0},
+                {
+                    "data": {"task": "copy_first_input", "seq_length": 300, "num_samples": 512},
+                    "repeats": 3,
+                    "device": "cpu",
+                },
+            ]
+        },
+    )
 
     data: DataIn | None = Field(None, description="Relevant inputs; default: the version's warm-up data.")
     repeats: int = Field(5, ge=1, le=100, description="Independent estimates.")
@@ -95,7 +114,7 @@ class MeasureIn(BaseModel):
 class ExportIn(BaseModel):
     """Produce (and store) the ONNX files of a version ahead of their first download."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"files": ["model.onnx", "cell.onnx"]}]})
 
     files: list[Literal["model.onnx", "cell.onnx"]] = Field(default=list(EXPORTABLE), min_length=1)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -141,3 +142,14 @@ async def follow(sessions: sessionmaker[Session], job_id: str, poll_s: float) ->
         if job.status in TERMINAL:
             return
         await anyio.sleep(poll_s)
+
+
+def counts(session: Session) -> dict[tuple[str, str], int]:
+    """How many jobs are in each (status, kind), read from the jobs table (for `/metrics`)."""
+    rows = session.execute(select(JobRow.status, JobRow.kind, func.count()).group_by(JobRow.status, JobRow.kind))
+    return {(status, kind): count for status, kind, count in rows}
+
+
+def oldest_queued_at(session: Session) -> datetime | None:
+    """When the job that has waited longest in the queue was created; None for an empty queue."""
+    return session.scalar(select(func.min(JobRow.created_at)).where(JobRow.status == "queued"))

@@ -9,10 +9,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Parameters = dict[str, bool | int | float | str]
 """OIP `$parameters`: free key/value pairs whose values are JSON booleans, numbers or strings."""
+
+
+def _input(data: list[float]) -> dict[str, Any]:
+    """The `input` tensor of an example: one sequence of len(data) steps of one feature."""
+    return {"name": "input", "shape": [1, len(data), 1], "datatype": "FP32", "data": data}
+
+
+INFER_EXAMPLES: dict[str, dict[str, Any]] = {
+    "sequence": {
+        "summary": "A whole sequence",
+        "description": "One sequence of 3 steps of 1 feature; the answer has `output` and the final `state`.",
+        "value": {"id": "42", "inputs": [_input([0.1, -0.4, 0.7])]},
+    },
+    "only output": {
+        "summary": "Only the output tensor",
+        "value": {"inputs": [_input([0.5, 0.0, -0.5, 1.0])], "outputs": [{"name": "output"}]},
+    },
+    "stream start": {
+        "summary": "Streaming: first request of sequence 7",
+        "description": "The server keeps the state for the next request of sequence 7.",
+        "value": {"parameters": {"sequence_id": 7, "sequence_start": True}, "inputs": [_input([0.1])]},
+    },
+    "stream next": {
+        "summary": "Streaming: a later request of sequence 7",
+        "value": {"parameters": {"sequence_id": 7}, "inputs": [_input([-0.4])]},
+    },
+    "stream end": {
+        "summary": "Streaming: last request of sequence 7",
+        "description": "The server frees the sequence's state after answering.",
+        "value": {"parameters": {"sequence_id": 7, "sequence_end": True}, "inputs": [_input([0.7])]},
+    },
+}
+"""Named examples of infer requests (for the OpenAPI page), for a model with input_size 1 such as
+the starter catalogue's `starter-gru`."""
 
 
 class RequestInput(BaseModel):
@@ -36,6 +70,8 @@ class RequestOutput(BaseModel):
 
 class InferenceRequest(BaseModel):
     """`$inference_request`. Sequence requests carry `sequence_id`/`sequence_start`/`sequence_end` in `parameters`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [INFER_EXAMPLES["sequence"]["value"]]})
 
     id: str | None = Field(default=None, examples=["42"])
     parameters: Parameters | None = Field(default=None, examples=[{"sequence_id": 7, "sequence_start": True}])

@@ -26,6 +26,7 @@ from service.tables import JobRow
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.2  # at most this often a progress write (the last step is always written)
+PROGRESS_LOG_EVERY = 10  # a debug `job.progress` log line every this many steps (and at the last)
 HEARTBEATS_PER_LEASE = 3  # a lease survives two missed heartbeats
 
 
@@ -65,10 +66,18 @@ class _Attempt:
 
     def __init__(self, worker: Worker, job: JobRow, lease: _Lease) -> None:
         self.settings, self.sessions, self.blobs = worker.settings, worker.sessions, worker.blobs
-        self.worker, self.job_id, self.lease = worker, job.id, lease
+        self.worker, self.job_id, self.kind, self.lease = worker, job.id, job.kind, lease
         self._last_write = 0.0
 
     def progress(self, step: int, total: int, vaa_star: float | None = None) -> None:
+        if step % PROGRESS_LOG_EVERY == 0 or step == total:
+            log.debug(
+                "job %s: step %d of %d",
+                self.job_id,
+                step,
+                total,
+                extra=_event("job.progress", self.job_id, self.kind, step=step, total=total, vaa_star=vaa_star),
+            )
         now = time.monotonic()
         if step < total and now - self._last_write < PROGRESS_INTERVAL_S:
             return
@@ -120,7 +129,12 @@ class Worker:
         """Settle expired leases, then claim and run one job; False when the queue was empty."""
         with self.sessions() as session:
             for job_id, status in queue.reap(session):
-                log.warning("job %s lost its worker; now %s", job_id, status)
+                log.warning(
+                    "job %s lost its worker; now %s",
+                    job_id,
+                    status,
+                    extra={"event": "job.worker_lost", "job_id": job_id, "status": status},
+                )
             job = queue.claim(session, self.owner, self.settings.job_lease_s)
         if job is None:
             return False
@@ -128,18 +142,36 @@ class Worker:
         return True
 
     def execute(self, job: JobRow) -> None:
-        log.info("job %s (%s): attempt %d by %s", job.id, job.kind, job.attempts, self.owner)
+        started = time.monotonic()
+        log.info(
+            "job %s (%s): attempt %d by %s",
+            job.id,
+            job.kind,
+            job.attempts,
+            self.owner,
+            extra=_event("job.claimed", job.id, job.kind, attempt=job.attempts, worker=self.owner),
+        )
         with _Lease(self.sessions, job.id, self.owner, self.settings.job_lease_s) as lease:
             attempt = _Attempt(self, job, lease)
             try:
                 runner.run(job.kind, job.request, attempt)
-                log.info("job %s succeeded", job.id)
+                seconds = round(time.monotonic() - started, 3)
+                log.info(
+                    "job %s succeeded in %.1f s",
+                    job.id,
+                    seconds,
+                    extra=_event("job.succeeded", job.id, job.kind, attempt=job.attempts, seconds=seconds),
+                )
                 return
             except runner.JobStopped:
                 self._stopped(job, lease, attempt)
                 return
             except queue.LeaseLost:
-                log.warning("job %s: lease lost before it could finish; another attempt will run it", job.id)
+                log.warning(
+                    "job %s: lease lost before it could finish; another attempt will run it",
+                    job.id,
+                    extra=_event("job.lease_lost", job.id, job.kind, attempt=job.attempts),
+                )
                 return
             except (runner.JobFailed, ApiError) as exc:
                 error = exc.body()
@@ -156,7 +188,11 @@ class Worker:
         elif self.stopping.is_set():
             with self.sessions() as session:
                 queue.requeue(session, job.id, self.owner)
-            log.info("job %s returned to the queue (worker shutting down)", job.id)
+            log.info(
+                "job %s returned to the queue (worker shutting down)",
+                job.id,
+                extra=_event("job.requeued", job.id, job.kind, attempt=job.attempts),
+            )
 
     def _end(self, job: JobRow, status: str, error: dict[str, Any] | None = None) -> None:
         with self.sessions() as session:
@@ -164,6 +200,25 @@ class Worker:
                 queue.finish(session, job.id, self.owner, status, error=error)
                 session.commit()
             except queue.LeaseLost:
-                log.warning("job %s: lease lost; its %s outcome is dropped", job.id, status)
+                log.warning(
+                    "job %s: lease lost; its %s outcome is dropped",
+                    job.id,
+                    status,
+                    extra=_event("job.lease_lost", job.id, job.kind, attempt=job.attempts),
+                )
                 return
-        log.info("job %s %s%s", job.id, status, f": {error['error']}" if error else "")
+        log.log(
+            logging.WARNING if status == "failed" else logging.INFO,
+            "job %s %s%s",
+            job.id,
+            status,
+            f": {error['error']}" if error else "",
+            extra=_event(
+                f"job.{status}", job.id, job.kind, attempt=job.attempts, error_code=error and error.get("code")
+            ),
+        )
+
+
+def _event(event: str, job_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+    """The `extra=` of a job lifecycle log record (see service.logs)."""
+    return {"event": event, "job_id": job_id, "kind": kind, **fields}

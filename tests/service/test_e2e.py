@@ -20,7 +20,9 @@ from typing import Any
 
 import httpx
 import numpy as np
+import onnxruntime as ort
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from service.cli import main
 
@@ -36,6 +38,22 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     http: httpx.Client
+    log: Path  # the server's and its workers' stdout and stderr (JSON log lines)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines written so far (anything else, e.g. a library's print, is skipped)."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def wait_for_log(self, found: Callable[[dict[str, Any]], bool], timeout: float = 10) -> list[dict[str, Any]]:
+        """The log lines once one of them is `found` (a process logs just after it acts)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.log_lines()
+            if any(found(line) for line in lines):
+                return lines
+            assert time.monotonic() < deadline, "the log line never came"
+            time.sleep(0.1)
 
     def wait_for(
         self, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = JOB_TIMEOUT_S
@@ -80,20 +98,22 @@ def start_server(data_dir: Path) -> Server:
         "--data-dir",
         str(data_dir),
         "--log-level",
-        "warning",
+        "info",
     ]
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    log = data_dir / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=url, timeout=30)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
-        assert process.poll() is None, "warmzoo serve exited at start-up"
+        assert process.poll() is None, f"warmzoo serve exited at start-up:\n{log.read_text()[-5000:]}"
         try:
             if http.get("/healthz").status_code == 200:
-                return Server(url, process, http)
+                return Server(url, process, http, log)
         except httpx.TransportError:
             pass
-        assert time.monotonic() < deadline, "warmzoo serve did not start"
+        assert time.monotonic() < deadline, f"warmzoo serve did not start:\n{log.read_text()[-5000:]}"
         time.sleep(0.2)
 
 
@@ -202,6 +222,8 @@ def test_cancel_a_running_job(server: Server) -> None:
     job = server.wait_for(job_id, lambda job: job["status"] != "running", timeout=30)
     assert job["status"] == "canceled" and job["progress"]["step"] < 100_000
     assert server.http.get("/v1/models/e2e-cancel").status_code == 404
+    lines = server.wait_for_log(lambda line: line.get("job_id") == job_id and line["event"] == "job.canceled")
+    assert [line["event"] for line in lines if line.get("job_id") == job_id][0] == "job.claimed"
 
 
 def test_a_killed_worker_is_replaced_and_the_job_publishes_exactly_once(server: Server) -> None:
@@ -228,3 +250,99 @@ def test_bad_requests_get_json_errors_naming_the_field(
     answer = server.http.post("/v1/warmups", json=warmup("e2e-bad", **change))
     assert answer.status_code == status
     assert answer.json()["field"] == field and field.split(".")[-1] in answer.json()["error"]
+
+
+OIP_MODEL = "e2e-oip"
+
+
+@pytest.fixture(scope="module")
+def oip_version(server: Server) -> str:
+    """One tiny published version (two GRU layers) for the inference checks: its /v2 URL."""
+    body = warmup(OIP_MODEL, steps=2, spec={"cell": "gru", "input_size": 1, "hidden_size": 4, "num_layers": 2})
+    job = server.wait_for(server.http.post("/v1/warmups", json=body).json()["id"], lambda j: j["status"] != "queued")
+    job = server.wait_for(job["id"], lambda j: j["status"] not in ("queued", "running"))
+    assert job["result"] == {"model": OIP_MODEL, "version": 1}, job
+    return f"/v2/models/{OIP_MODEL}/versions/1"
+
+
+def tensor(x: np.ndarray) -> dict[str, Any]:
+    return {"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}
+
+
+def outputs(answer: httpx.Response) -> dict[str, np.ndarray]:
+    assert answer.status_code == 200, answer.text
+    return {o["name"]: np.asarray(o["data"], np.float32).reshape(o["shape"]) for o in answer.json()["outputs"]}
+
+
+def test_the_server_speaks_oip_and_matches_onnxruntime_whole_and_streamed(server: Server, oip_version: str) -> None:
+    http = server.http
+    assert http.get("/v2/health/live").json() == {"live": True}
+    assert http.get("/v2/health/ready").json() == {"ready": True}
+    server_metadata = http.get("/v2").json()
+    assert server_metadata["name"] == "warmzoo" and "sequence" in server_metadata["extensions"]
+    metadata = http.get(oip_version).json()
+    assert (metadata["name"], metadata["versions"], metadata["platform"]) == (OIP_MODEL, ["1"], "onnxruntime_onnx")
+    assert {t["name"]: t["shape"] for t in metadata["inputs"]}["input"] == [-1, -1, 1]
+    assert {t["name"] for t in metadata["outputs"]} == {"output", "state"}
+    assert http.get(f"{oip_version}/ready").json() == {"name": OIP_MODEL, "ready": True}
+
+    download = http.get(f"/v1/models/{OIP_MODEL}/versions/1/files/model.onnx")
+    assert hashlib.sha256(download.content).hexdigest() == download.headers["etag"].strip('"')
+    local = ort.InferenceSession(download.content, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, 7, 1)).astype(np.float32)
+    expected_output, expected_state = local.run(["output", "state_out"], {"input": x})  # zero initial state
+
+    answer = http.post(f"{oip_version}/infer", json={"id": "e2e-1", "inputs": [tensor(x)]})
+    served = outputs(answer)
+    assert answer.json()["id"] == "e2e-1" and answer.json()["model_version"] == "1"
+    np.testing.assert_allclose(served["output"], expected_output, atol=1e-5)
+    np.testing.assert_allclose(served["state"], expected_state, atol=1e-5)
+    assert served["state"].shape == (2, 2, 4)  # [num_layers, batch, hidden]
+
+    steps = x.shape[1]
+    streamed = []
+    for t in range(steps):
+        parameters = {"sequence_id": "e2e-stream", "sequence_start": t == 0, "sequence_end": t == steps - 1}
+        request = {"parameters": parameters, "inputs": [tensor(x[:, t : t + 1])]}
+        step = outputs(http.post(f"{oip_version}/infer", json=request))
+        streamed.append(step["output"])
+    np.testing.assert_allclose(np.concatenate(streamed, axis=1), expected_output, atol=1e-5)
+    np.testing.assert_allclose(step["state"], expected_state, atol=1e-5)
+    after_end = http.post(
+        f"{oip_version}/infer", json={"parameters": {"sequence_id": "e2e-stream"}, "inputs": [tensor(x[:, :1])]}
+    )
+    assert after_end.status_code == 400 and after_end.json()["code"] == "unknown_sequence"
+
+    assert http.get("/healthz", headers={"X-Request-ID": "e2e-trace"}).headers["x-request-id"] == "e2e-trace"
+    metrics = http.get("/metrics")
+    assert metrics.status_code == 200
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(metrics.text)
+        for s in family.samples
+    }
+
+    def metric(name: str, **labels: str) -> float:
+        return samples.get((name, frozenset(labels.items())), 0.0)
+
+    route = "/v2/models/{name}/versions/{version}/infer"
+    assert metric("warmzoo_http_requests_total", method="POST", route=route, status="200") >= 1 + steps
+    assert metric("warmzoo_http_requests_total", method="POST", route=route, status="400") >= 1
+    assert metric("warmzoo_inference_requests_total", model=OIP_MODEL, status="200") >= 1 + steps
+    assert metric("warmzoo_inference_request_duration_seconds_count", model=OIP_MODEL) >= 2 + steps
+    assert metric("warmzoo_jobs", status="succeeded", kind="warmup") >= 1
+    assert ("warmzoo_job_queue_depth", frozenset()) in samples
+    assert metric("warmzoo_inference_open_sequences") == 0
+
+
+def test_the_server_and_its_workers_write_json_logs(server: Server, oip_version: str) -> None:
+    server.http.get(f"{oip_version}/ready", headers={"X-Request-ID": "e2e-log"})
+    listed = server.http.get("/v1/jobs", params={"limit": 100}).json()["items"]
+    job_id = next(job["id"] for job in listed if job["result"] == {"model": OIP_MODEL, "version": 1})
+    lines = server.wait_for_log(lambda line: line.get("request_id") == "e2e-log")
+    (access,) = [line for line in lines if line.get("request_id") == "e2e-log"]
+    assert access["event"] == "http.request" and access["route"] == "/v2/models/{name}/versions/{version}/ready"
+    assert access["status"] == 200 and access["duration_ms"] >= 0 and access["logger"] == "warmzoo.access"
+    events = [line["event"] for line in lines if line.get("job_id") == job_id]
+    assert events[0] == "job.claimed" and events[-1] == "job.succeeded", events
+    assert all({"ts", "level", "logger", "message"} <= line.keys() for line in lines)

@@ -24,7 +24,9 @@ def upload_dataset(
     blobs: BlobsDep,
     settings: SettingsDep,
     response: Response,
-    name: Annotated[str | None, Form(max_length=200, description="Label; default: the file name.")] = None,
+    name: Annotated[
+        str | None, Form(max_length=200, description="Label; default: the file name.", examples=["sine-waves-512x200"])
+    ] = None,
 ) -> DatasetOut:
     """Register a data set; warm-ups use it with `"data": {"dataset": id}`."""
     row = datasets.store(session, blobs, settings, file.file.read(), name or file.filename or "dataset")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 
 from service.errors import error_responses
 from service.inference import EXTENSIONS, InferenceService
 from service.oip import (
+    INFER_EXAMPLES,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
@@ -32,6 +33,7 @@ def _inference(request: Request) -> InferenceService:
 
 
 Inference = Annotated[InferenceService, Depends(_inference)]
+InferBody = Annotated[InferenceRequest, Body(openapi_examples=INFER_EXAMPLES)]
 
 
 @router.get("/health/live")
@@ -70,7 +72,7 @@ def model_version_ready(inference: Inference, name: str, version: str) -> ModelR
 
 
 @router.post("/models/{name}/infer", response_model=InferenceResponse, responses=error_responses(400, 404, 422, 503))
-def model_infer(inference: Inference, name: str, body: InferenceRequest) -> Response:
+def model_infer(inference: Inference, name: str, body: InferBody) -> Response:
     """Run one request on the `latest` version; `parameters.sequence_id/start/end` stream a sequence."""
     return _json(inference.infer(name, None, body))
 
@@ -80,7 +82,7 @@ def model_infer(inference: Inference, name: str, body: InferenceRequest) -> Resp
     response_model=InferenceResponse,
     responses=error_responses(400, 404, 422, 503),
 )
-def model_version_infer(inference: Inference, name: str, version: str, body: InferenceRequest) -> Response:
+def model_version_infer(inference: Inference, name: str, version: str, body: InferBody) -> Response:
     """Run one request on this version; `parameters.sequence_id/start/end` stream a sequence."""
     return _json(inference.infer(name, version, body))
 

@@ -87,7 +87,13 @@ def upload_version(
         Form(description="RNN spec as JSON; optional when the file's metadata carries it.", examples=[SPEC_EXAMPLE]),
     ] = None,
     description: Annotated[
-        str | None, Form(max_length=10_000, pattern=NO_NUL, description="Replaces the model's description.")
+        str | None,
+        Form(
+            max_length=10_000,
+            pattern=NO_NUL,
+            description="Replaces the model's description.",
+            examples=["GRU, 2 x 64, warmed up on denoising sequences of 200 steps."],
+        ),
     ] = None,
 ) -> VersionOut:
     """Register uploaded weights as the next version; they can then be warmed up (as `base`) or measured."""
