@@ -1,11 +1,13 @@
 """ONNX export of any network, checked against PyTorch before it is accepted.
 
-One path for every cell: the network's `step` (each cell's equations, plain
-matmuls and activations) is exported as the one-step graph `cell.onnx`; the
-whole-sequence graph `model.onnx` runs that step graph inside an ONNX `Scan` over
-the time axis. So the time axis is never frozen, no loop is unrolled, no GRU op's
-`linear_before_reset` convention can be wrong, and the initial state broadcasts to
-any batch. The parity check would catch it if any of that failed.
+`cell.onnx` is the network's `step` (each cell's equations, plain matmuls and
+activations) for one time step. `model.onnx` runs a whole sequence: for the
+torch-kernel cells (gru, lstm, chrono) with ONNX's own GRU/LSTM ops, for the others
+by running the step graph inside an ONNX `Scan` over the time axis. Either way the
+batch and time axes are dynamic and the initial state is an optional input that
+broadcasts to any batch. Every export is run in ONNX Runtime against PyTorch at
+several lengths and batch sizes before it is accepted: that is what catches the
+exporter's known traps (a frozen time axis, a GRU's reset-gate convention).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ TOLERANCE = 1e-4
 PARITY_LENGTHS = (1, 7, 100, 500)
 PARITY_BATCHES = (1, 3)
 DRIFT_FACTOR = 100.0
+NATIVE_CELLS = ("gru", "lstm", "chrono")  # exported with ONNX's GRU/LSTM ops, the others with Scan
 
 Graph = Literal["model", "cell"]
 
@@ -71,25 +74,39 @@ class _Step(nn.Module):
         return self.network.step(x_t, state)
 
 
-def _export_step(network: Network) -> onnx.ModelProto:
-    """cell.onnx: (input [B, I], state [L, B, S]) -> (output [B, O], state_out [L, B, S])."""
-    spec = network.spec
-    x_t = torch.zeros(2, spec.input_size)
-    state = torch.zeros(spec.num_layers, 2, spec.state_size)
+def _trace(module: nn.Module, x: Tensor, state: Tensor, input_axes: dict[int, str]) -> onnx.ModelProto:
+    """TorchScript-export `module(x, state) -> (output, state_out)` with a dynamic batch."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
-            _Step(network).cpu().eval(),
-            (x_t, state),
+            module.cpu().eval(),
+            (x, state),
             buffer,
             dynamo=False,
             opset_version=OPSET,
             input_names=["input", "state"],
             output_names=["output", "state_out"],
-            dynamic_axes={"input": {0: "batch"}, "state": {1: "batch"}, "output": {0: "batch"}, "state_out": {1: "batch"}},
+            dynamic_axes={"input": input_axes, "state": {1: "batch"}, "output": input_axes, "state_out": {1: "batch"}},
         )
     return onnx.load_from_string(buffer.getvalue())
+
+
+def _export_step(network: Network) -> onnx.ModelProto:
+    """cell.onnx: (input [B, I], state [L, B, S]) -> (output [B, O], state_out [L, B, S])."""
+    spec = network.spec
+    x_t, state = torch.zeros(2, spec.input_size), torch.zeros(spec.num_layers, 2, spec.state_size)
+    return _trace(_Step(network), x_t, state, {0: "batch"})
+
+
+def _native_sequence(network: Network) -> onnx.ModelProto:
+    """model.onnx of a torch-kernel cell (gru, lstm, chrono): ONNX's own GRU/LSTM ops over the
+    whole sequence, several times faster than a Scan of the step graph. This is the path
+    with the known exporter traps (reset-gate convention, frozen time axis), which the
+    parity check at several lengths is there to catch."""
+    spec = network.spec
+    x, state = torch.zeros(2, 3, spec.input_size), torch.zeros(spec.num_layers, 2, spec.state_size)
+    return _with_optional_state(_trace(network, x, state, {0: "batch", 1: "time"}), spec.num_layers, spec.state_size)
 
 
 def _as_scan_body(step: onnx.ModelProto) -> onnx.GraphProto:
@@ -122,47 +139,63 @@ def _graph_names(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
-def _sequence_model(step: onnx.ModelProto, network: Network) -> onnx.ModelProto:
-    """model.onnx: Scan of the step graph over time; `state` defaults to zeros broadcast to the batch."""
+def _scan_sequence(network: Network, step: onnx.ModelProto) -> onnx.ModelProto:
+    """model.onnx of any cell: Scan of the step graph over the time axis."""
     spec = network.spec
     L, S = spec.num_layers, spec.state_size
-    nodes = [
-        helper.make_node("Shape", ["input"], ["input_shape"]),
-        helper.make_node("Slice", ["input_shape", "zero", "one"], ["batch"]),
-        helper.make_node("Concat", ["layers", "batch", "state_width"], ["state_shape"], axis=0),
-        helper.make_node("Expand", ["state", "state_shape"], ["state_0"]),
-        helper.make_node(
-            "Scan",
-            ["state_0", "input"],
-            ["state_out", "output"],
-            body=_as_scan_body(step),
-            num_scan_inputs=1,
-            scan_input_axes=[1],
-            scan_output_axes=[1],
-        ),
-    ]
-    constants = [
-        numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "one"),
-        numpy_helper.from_array(np.array([L], dtype=np.int64), "layers"),
-        numpy_helper.from_array(np.array([S], dtype=np.int64), "state_width"),
-        # An initializer named like an input is that input's default: omit `state` for zeros.
-        numpy_helper.from_array(np.zeros((L, 1, S), dtype=np.float32), "state"),
-    ]
+    scan = helper.make_node(
+        "Scan",
+        ["state", "input"],
+        ["state_out", "output"],
+        body=_as_scan_body(step),
+        num_scan_inputs=1,
+        scan_input_axes=[1],
+        scan_output_axes=[1],
+    )
     graph = helper.make_graph(
-        nodes,
+        [scan],
         "warmzoo_sequence",
         inputs=[
             helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "time", spec.input_size]),
-            helper.make_tensor_value_info("state", TensorProto.FLOAT, [L, "state_batch", S]),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [L, "batch", S]),
         ],
         outputs=[
             helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", "time", spec.output_size]),
             helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [L, "batch", S]),
         ],
-        initializer=constants,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="warmzoo")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="warmzoo")
+    return _with_optional_state(model, L, S)
+
+
+def _with_optional_state(model: onnx.ModelProto, layers: int, width: int) -> onnx.ModelProto:
+    """Make the `state` input optional: an initializer named like an input is its default, so
+    `state` defaults to zeros [L, 1, S], expanded to the batch of `input` before first use."""
+    graph = model.graph
+    for node in graph.node:
+        node.input[:] = ["state_0" if name == "state" else name for name in node.input]
+    prelude = [
+        helper.make_node("Shape", ["input"], ["input_shape"]),
+        helper.make_node("Slice", ["input_shape", "zero", "one"], ["batch"]),
+        helper.make_node("Concat", ["layers", "batch", "state_width"], ["state_shape"], axis=0),
+        helper.make_node("Expand", ["state", "state_shape"], ["state_0"]),
+    ]
+    body = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(prelude + body)
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "one"),
+            numpy_helper.from_array(np.array([layers], dtype=np.int64), "layers"),
+            numpy_helper.from_array(np.array([width], dtype=np.int64), "state_width"),
+            numpy_helper.from_array(np.zeros((layers, 1, width), dtype=np.float32), "state"),
+        ]
+    )
+    for value in graph.input:
+        if value.name == "state":  # the default's batch is 1: let the declared shape say "any"
+            value.type.tensor_type.shape.dim[1].dim_param = "state_batch"
+    return model
 
 
 def _session(model_bytes: bytes) -> ort.InferenceSession:
@@ -216,8 +249,12 @@ def _max_abs(got: list[np.ndarray], expected: tuple[Tensor, Tensor] | list[Tenso
 def export_onnx(network: Network, graph: Graph = "model") -> tuple[bytes, ParityReport]:
     """ONNX bytes of `graph` and the parity figures; raises ExportError when parity fails."""
     network = network.cpu().eval()
-    step = _export_step(network)
-    model = step if graph == "cell" else _sequence_model(step, network)
+    if graph == "cell":
+        model = _export_step(network)
+    elif network.spec.cell in NATIVE_CELLS:
+        model = _native_sequence(network)
+    else:
+        model = _scan_sequence(network, _export_step(network))
     onnx.checker.check_model(model, full_check=True)
     data = model.SerializeToString()
     report = check_parity(network, data, graph)

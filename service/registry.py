@@ -10,15 +10,17 @@ both call it. Invariants it keeps:
 
 from __future__ import annotations
 
+import random
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, exists, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from models.spec import RNNSpec
@@ -34,7 +36,7 @@ ALIAS_RE = re.compile(r"[a-z][a-z0-9._-]{0,63}")  # starts with a letter: never 
 TAG_RE = re.compile(r"[a-z0-9][a-z0-9._:+-]{0,63}")
 LATEST = "latest"
 MAX_INT = 2**31 - 1  # the largest INTEGER of every backend: larger inputs cannot match and must not be bound
-PUBLISH_ATTEMPTS = 5
+PUBLISH_ATTEMPTS = 20
 
 T = TypeVar("T")
 SortKey = Literal["name", "-name", "created_at", "-created_at", "updated_at", "-updated_at", "vaa_after", "-vaa_after"]
@@ -213,8 +215,13 @@ class Registry:
                     in_transaction(version)
                 self.session.commit()
                 return version
-            except IntegrityError:  # another publisher took this number (or created the model) first
+            except (IntegrityError, OperationalError) as exc:
+                # Another publisher took this number or created the model first, or SQLite
+                # refused to upgrade a stale read to a write: both mean "retry".
                 self.session.rollback()
+                if isinstance(exc, OperationalError) and "database is locked" not in str(exc):
+                    raise
+                time.sleep(random.uniform(0, 0.02))  # de-synchronise the racers
             except BaseException:
                 self.session.rollback()
                 raise
