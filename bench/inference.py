@@ -57,7 +57,9 @@ def session(path: Path) -> ort.InferenceSession:
 
 def engines(args: argparse.Namespace, root: Path) -> None:
     print(f"ONNX Runtime vs PyTorch eager: batch 1, T={args.steps}, hidden {args.hidden}, 2 layers, 1 thread")
-    print(f"{'cell':6} {'torch ms':>9} {'ort ms':>9} {'torch/ort':>10}")
+    print("torch = the network's forward (fused GRU/LSTM kernels; a Python time loop for the other cells);")
+    print("step loop = the cell equations stepped one time step at a time from Python (network.step)")
+    print(f"{'cell':6} {'torch ms':>9} {'step loop ms':>13} {'ort ms':>9} {'torch/ort':>10} {'loop/ort':>9}")
     for cell in CELLS:
         spec = RNNSpec(cell=cell, input_size=1, hidden_size=args.hidden, num_layers=2, output_size=1)
         network = build_network(spec, seed=0).eval()
@@ -76,9 +78,21 @@ def engines(args: argparse.Namespace, root: Path) -> None:
             with torch.inference_mode():
                 return network(xt)
 
-        times = timings({"torch": eager, "ort": lambda: ort_session.run(None, {"input": x, "state": state})}, args.repeats)
-        t_torch, t_ort = statistics.median(times["torch"]), statistics.median(times["ort"])
-        print(f"{cell:6} {1e3 * t_torch:9.3f} {1e3 * t_ort:9.3f} {t_torch / t_ort:10.2f}")
+        def step_loop() -> object:
+            with torch.inference_mode():
+                h, outputs = torch.from_numpy(state), []
+                for t in range(args.steps):
+                    y_t, h = network.step(xt[:, t], h)
+                    outputs.append(y_t)
+                return outputs
+
+        calls = {"torch": eager, "loop": step_loop, "ort": lambda: ort_session.run(None, {"input": x, "state": state})}
+        times = {name: statistics.median(t) for name, t in timings(calls, args.repeats).items()}
+        t_torch, t_loop, t_ort = times["torch"], times["loop"], times["ort"]
+        print(
+            f"{cell:6} {1e3 * t_torch:9.3f} {1e3 * t_loop:13.3f} {1e3 * t_ort:9.3f}"
+            f" {t_torch / t_ort:10.2f} {t_loop / t_ort:9.2f}"
+        )
 
 
 def _serve(path: Path, spec: RNNSpec, port: int) -> None:

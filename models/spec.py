@@ -11,6 +11,9 @@ CELLS: tuple[str, ...] = ("gru", "lstm", "chrono", "mgu", "brc", "nbrc")
 # The built-in tasks (models.tasks) and the input width each produces (None: any width).
 # Kept here, free of torch, so that requests and the command line can be checked cheaply.
 TASK_INPUT_SIZES: dict[str, int | None] = {"copy_first_input": 1, "denoising": 2, "gaussian": None, "digits": 1}
+# The initialisations `warmzoo reproduce` compares (models.reproduce); "double-" arms use
+# double layers, and double-warm warms up only their first half-cells.
+ARMS: tuple[str, ...] = ("cold", "warm", "double-cold", "double-warm")
 
 
 class RNNSpec(BaseModel):

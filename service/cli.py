@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.spec import CELLS, TASK_INPUT_SIZES
+from models.spec import ARMS, CELLS, TASK_INPUT_SIZES
 
 if TYPE_CHECKING:
     from service.client import Client
@@ -443,15 +443,13 @@ def _reproduce(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(f"{record['cell']} {record['arm']} seed {record['seed']}: {record['test_loss']:.3f}")
 
         report = run_reproduction(config, jobs=args.jobs, threads=args.threads, progress=progress)
-    report["command"] = " ".join(["warmzoo", "reproduce", *sys.argv[sys.argv.index("reproduce") + 1 :]])
+    report["arguments"] = {key: value for key, value in vars(args).items() if key != "func"}
     paths = write_report(report, Path(args.out))
     print(markdown_table(report) + "wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
 def _add_reproduce(sub: argparse._SubParsersAction) -> None:
-    from models.reproduce import ARMS
-
     p = sub.add_parser("reproduce", help="train cold and warmed-up networks on a task and compare (paper's results)")
     p.add_argument("--task", choices=sorted(set(TASK_INPUT_SIZES) - {"gaussian"}), default="copy_first_input")
     p.add_argument("--seq-length", type=int, default=300)
