@@ -203,20 +203,23 @@ class MGUCell(LoopCell):
 class BistableCell(LoopCell):
     """c = sigma(Uc x + fb_c(h) + bc); a = 1 + tanh(Ua x + fb_a(h) + ba); h' = c*h + (1-c)*tanh(Uh x + a*h + bh).
 
-    BRC and nBRC differ only in the gates' recurrent feedback fb_c, fb_a."""
+    BRC and nBRC differ only in the gates' recurrent feedback fb_c, fb_a. The update is
+    written with fused ops (addcmul, lerp): this loop is the warm-up's hot path."""
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__(input_size, hidden_size, gates=3)  # weight_ih = [Uc; Ua; Uh]
 
-    def gate_feedback(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def gate_preactivations(self, p_c: Tensor, p_a: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """(Uc x + bc + fb_c(h), Ua x + ba + fb_a(h))."""
         raise NotImplementedError
 
     def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
         p_c, p_a, p_h = p_t.split(self.hidden_size, dim=-1)
-        fb_c, fb_a = self.gate_feedback(h)
-        c = torch.sigmoid(p_c + fb_c)
-        a = 1 + torch.tanh(p_a + fb_a)
-        return c * h + (1 - c) * torch.tanh(p_h + a * h)
+        z_c, z_a = self.gate_preactivations(p_c, p_a, h)
+        c = torch.sigmoid(z_c)
+        a = 1 + torch.tanh(z_a)
+        candidate = torch.tanh(torch.addcmul(p_h, a, h))
+        return torch.lerp(candidate, h, c)  # c*h + (1-c)*candidate
 
 
 class BRCCell(BistableCell):
@@ -227,8 +230,8 @@ class BRCCell(BistableCell):
         self.w_c = nn.Parameter(torch.ones(hidden_size))
         self.w_a = nn.Parameter(torch.ones(hidden_size))
 
-    def gate_feedback(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self.w_c * h, self.w_a * h
+    def gate_preactivations(self, p_c: Tensor, p_a: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.addcmul(p_c, self.w_c, h), torch.addcmul(p_a, self.w_a, h)
 
 
 class NBRCCell(BistableCell):
@@ -239,9 +242,9 @@ class NBRCCell(BistableCell):
         self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))  # [Wc; Wa]
         _xavier_blocks_(self.weight_hh, 2)
 
-    def gate_feedback(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def gate_preactivations(self, p_c: Tensor, p_a: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         fb_c, fb_a = (h @ self.weight_hh.T).split(self.hidden_size, dim=-1)
-        return fb_c, fb_a
+        return p_c + fb_c, p_a + fb_a
 
 
 # --- the paper's double layer -----------------------------------------------------
