@@ -13,7 +13,10 @@ measures and the ONNX export never special-case a cell type:
 
 `gru`, `lstm` and `chrono` run on torch's fused kernels (cuDNN on a GPU); the other
 cells precompute their input projection for all steps with one matmul and loop
-only over the recurrence.
+only over the recurrence. With lengths, every cell whose state is its output runs the
+batch densely to the longest length and gathers each sequence's state at its own
+length (cheaper than masking every step, forward and backward); the LSTM cells pack,
+since their cell state c is not among the outputs.
 """
 
 from __future__ import annotations
@@ -168,14 +171,14 @@ class LoopCell(Layer):
         return self.recur(self.project(x_t), state)
 
     def forward(self, x: Tensor, state: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        p = self.project(x)  # [B, T, gates*H]
         h, outputs = state, []
-        for t in range(x.shape[1]):
-            h_next = self.recur(p[:, t], h)
-            # Masking: a sequence past its own length keeps its state.
-            h = h_next if lengths is None else torch.where((t < lengths).view(-1, 1), h_next, h)
+        # unbind, not p[:, t]: the backward of T slices would write T full-size zero gradients.
+        for p_t in self.project(x).unbind(1):  # [B, gates*H] per step
+            h = self.recur(p_t, h)
             outputs.append(h)
-        return torch.stack(outputs, dim=1), h
+        stacked = torch.stack(outputs, dim=1)
+        # The state is the output: each sequence's final state is gathered at its own length.
+        return stacked, h if lengths is None else _gather_at(stacked, lengths)
 
     def roll(self, u: Tensor, state: Tensor, steps: int) -> Tensor:
         p = self.project(u).expand(state.shape[0], -1)
