@@ -29,6 +29,7 @@ test-fast: $(STAMP)  ## skip the minutes-long science checks
 
 bench: $(STAMP)  ## benchmarks: print ratios measured side by side
 	$(BIN)/python bench/warmup_speed.py
+	$(BIN)/python -m bench.inference
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
