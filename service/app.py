@@ -19,7 +19,7 @@ from service.errors import error_responses, install_error_handlers
 from service.inference import InferenceService
 from service.limits import BodySizeLimit
 from service.metrics import CONTENT_TYPE_LATEST, Telemetry, TelemetryMiddleware
-from service.sequences import MemorySequenceStore
+from service.sequences import open_sequence_store
 from service.serving import registry_resolver
 
 DESCRIPTION = """A zoo of warmed-up (multistable) recurrent-network initialisations.
@@ -45,14 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(upgrade_database, settings)
         engine = make_engine(settings.database_url)
         app.state.sessions = session_factory(engine)
-        app.state.blobs = open_blob_store(settings.blob_store)
+        app.state.blobs = open_blob_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url)
+        sequence_store = await run_in_threadpool(open_sequence_store, settings)
         app.state.inference = InferenceService(
             registry_resolver(app.state.sessions, app.state.blobs, settings.data_dir / "onnx-cache"),
             session_cache_size=settings.session_cache_size,
             intra_op_threads=settings.onnx_threads,
-            sequence_store=MemorySequenceStore(
-                idle_timeout_s=settings.sequence_idle_timeout_s, max_sequences=settings.max_sequences
-            ),
+            sequence_store=sequence_store,
             max_batch_time=settings.max_batch_time,
         )
         app.state.telemetry.bind(app.state.sessions, app.state.inference)
@@ -60,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             engine.dispose()
+            close = getattr(sequence_store, "close", None)
+            if close is not None:
+                close()
 
     app = FastAPI(
         title="warmzoo",

@@ -1,7 +1,12 @@
 """Content-addressed blob storage: every file is stored once, under the sha256 of its bytes.
 
-A blob is written to a temporary file, flushed to disk, then renamed into place, so a
-crash never leaves a half-written blob under a real name (as in the Hugging Face cache).
+Local: a blob is written to a temporary file, flushed to disk, then renamed into place, so
+a crash never leaves a half-written blob under a real name (as in the Hugging Face cache).
+
+S3 (any S3-compatible store): the bytes are hashed while spooled to a temporary file, the
+upload is skipped when the object already exists, and every put checks the stored object's
+size and sha256 (kept in its metadata) before returning, so a registry row committed after
+the put never points at a missing or partial object.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 CHUNK = 1024 * 1024
+SPOOL_BYTES = 8 * CHUNK  # an S3 upload larger than this is spooled through a temporary file
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -119,11 +125,122 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def open_blob_store(location: str) -> BlobStore:
-    """The blob store named by the `blob_store` setting: a directory path or file:// URL."""
+class BlobIntegrityError(OSError):
+    """A stored object does not hold what was put: wrong size or sha256."""
+
+
+class S3BlobStore:
+    """Blobs in an S3 bucket under `prefix`, sharded as `<prefix>/ab/cd/abcd...`.
+
+    Credentials, region and endpoint come from boto3's usual sources (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, ...) unless `endpoint_url`
+    or a ready `client` is given."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, client: Any = None) -> None:
+        if not bucket:
+            raise ValueError("an s3:// blob store needs a bucket: s3://bucket/prefix")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        if client is None:
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=endpoint_url or None)
+        self.client = client
+
+    @classmethod
+    def from_url(cls, url: str, *, endpoint_url: str | None = None) -> S3BlobStore:
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        return cls(bucket, prefix, endpoint_url=endpoint_url)
+
+    def key(self, sha256: str) -> str:
+        if not _SHA256.fullmatch(sha256):
+            raise KeyError(f"not a sha256 digest: {sha256!r}")
+        shard = f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+        return f"{self.prefix}/{shard}" if self.prefix else shard
+
+    def put_bytes(self, data: bytes) -> Blob:
+        return self.put_file(io.BytesIO(data))
+
+    def put_file(self, source: BinaryIO) -> Blob:
+        digest = hashlib.sha256()
+        size = 0
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+            blob = Blob(digest.hexdigest(), size)
+            key = self.key(blob.sha256)
+            if self._verified(key, blob):  # same content already stored: keep the old object
+                return blob
+            spool.seek(0)
+            self.client.upload_fileobj(
+                spool,  # type: ignore[arg-type]
+                self.bucket,
+                key,
+                ExtraArgs={"Metadata": {"sha256": blob.sha256}, "ContentType": "application/octet-stream"},
+            )
+        if not self._verified(key, blob):
+            raise BlobIntegrityError(f"s3://{self.bucket}/{key} was uploaded but does not hold blob {blob.sha256}")
+        return blob
+
+    def _verified(self, key: str, blob: Blob) -> bool:
+        """Whether the object exists with this blob's size and sha256 (False when absent)."""
+        head = self._head(key)
+        if head is None:
+            return False
+        return head["ContentLength"] == blob.size and head.get("Metadata", {}).get("sha256") == blob.sha256
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self.client.head_object(Bucket=self.bucket, Key=key))
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise
+
+    def open(self, sha256: str) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))
+        except ClientError as exc:
+            if _not_found(exc):
+                raise KeyError(f"blob {sha256} is not stored") from None
+            raise
+        return response["Body"]  # type: ignore[return-value]  # a StreamingBody: read(n), close, `with`
+
+    def exists(self, sha256: str) -> bool:
+        try:
+            return self._head(self.key(sha256)) is not None
+        except KeyError:
+            return False
+
+    def size(self, sha256: str) -> int:
+        head = self._head(self.key(sha256))
+        if head is None:
+            raise KeyError(f"blob {sha256} is not stored")
+        return int(head["ContentLength"])
+
+    def delete(self, sha256: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))  # absent: S3 answers 204 too
+
+
+def _not_found(exc: Exception) -> bool:
+    error = getattr(exc, "response", {}).get("Error", {})
+    return str(error.get("Code")) in {"404", "NoSuchKey", "NotFound"}
+
+
+def open_blob_store(location: str, *, s3_endpoint_url: str | None = None) -> BlobStore:
+    """The blob store named by the `blob_store` setting: a directory path, file:// URL or
+    s3://bucket/prefix (endpoint: `s3_endpoint_url`, else boto3's AWS_ENDPOINT_URL or AWS)."""
     if location.startswith("file://"):
         return LocalBlobStore(location.removeprefix("file://"))
+    if location.startswith("s3://"):
+        return S3BlobStore.from_url(location, endpoint_url=s3_endpoint_url)
     if "://" in location:
         scheme = location.split("://", 1)[0]
-        raise ValueError(f"blob_store {location!r}: the {scheme}:// scheme is not supported yet; use a directory path")
+        raise ValueError(f"blob_store {location!r}: the {scheme}:// scheme is not supported; use a path or s3://")
     return LocalBlobStore(location)

@@ -27,16 +27,27 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("./data"), description="Root of the embedded registry (database file and blobs).")
     database_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<data_dir>/warmzoo.db.")
-    blob_store: str = Field("", description="Blob directory (or file:// URL); default <data_dir>/blobs.")
+    blob_store: str = Field(
+        "", description="Blob directory, file:// URL or s3://bucket/prefix; default <data_dir>/blobs."
+    )
+    s3_endpoint_url: str = Field(
+        "", description="Endpoint of an S3-compatible store for an s3:// blob_store; default AWS_ENDPOINT_URL, else AWS."
+    )
     # Only the embedded shape exists so far: other values are refused at start-up, not ignored.
     executor: Literal["embedded"] = Field("embedded", description="Where warm-up jobs run.")
-    sequence_store: Literal["memory"] = Field("memory", description="Where streaming-sequence state lives.")
+    sequence_store: Literal["memory", "redis"] = Field(
+        "memory", description="Where streaming-sequence state lives: this process, or Redis (shared by replicas)."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis of sequence_store=redis.")
+    redis_key_prefix: str = Field("warmzoo:seq:", description="Prefix of every Redis key of the sequence store.")
     workers: int | None = Field(None, ge=0, description="Embedded worker processes; None = one per GPU, else 1.")
 
     onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX Runtime session.")
     session_cache_size: int = Field(16, ge=1, description="ONNX Runtime sessions kept in memory (LRU).")
     sequence_idle_timeout_s: float = Field(300.0, gt=0, description="A streaming sequence idle this long is dropped.")
-    max_sequences: int = Field(1024, ge=1, description="Concurrent streaming sequences held by one server.")
+    max_sequences: int = Field(
+        1024, ge=1, description="Concurrent streaming sequences held by one server (by all replicas, on Redis)."
+    )
 
     # Limits, checked before any work starts so that a bad request costs nothing.
     max_upload_bytes: int = Field(256 * MiB, ge=1, description="Largest HTTP request body (uploads included).")

@@ -36,7 +36,13 @@ from service.oip import (
     RequestInput,
     ResponseOutput,
 )
-from service.sequences import MemorySequenceStore, SequenceState, SequenceStore, SequenceStoreFull
+from service.sequences import (
+    MemorySequenceStore,
+    SequenceState,
+    SequenceStore,
+    SequenceStoreFull,
+    SequenceStoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +150,20 @@ class InferenceService:
             return _respond(served, request, *self._compute(served, request, sequence, None))
 
         key = json.dumps([name, sequence.id])  # per model, and 42 and "42" stay distinct
+        try:
+            return self._infer_in_sequence(name, version, request, sequence, key)
+        except SequenceStoreUnavailable as exc:
+            raise ApiError(
+                503,
+                f"the streaming-sequence store is unreachable ({exc}); retry shortly, or send the state "
+                "yourself as the `state` input outside a sequence",
+                field="parameters.sequence_id",
+                code="sequence_store_unavailable",
+            ) from None
+
+    def _infer_in_sequence(
+        self, name: str, version: str | None, request: InferenceRequest, sequence: _Sequence, key: str
+    ) -> InferenceResponse:
         with self._sequence_locks[hash(key) % len(self._sequence_locks)]:
             carried = None if sequence.start else self.sequences.get(key)
             if not sequence.start and carried is None:

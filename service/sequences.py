@@ -8,14 +8,20 @@ embedded server can keep it in memory and API replicas can share it in Redis.
 
 from __future__ import annotations
 
+import math
+import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,20 @@ class SequenceStoreFull(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"{limit} sequences are open")
         self.limit = limit
+
+
+class SequenceStoreUnavailable(RuntimeError):
+    """The shared store cannot be reached: a passing outage, not the request's fault."""
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    try:
+        yield
+    except (ConnectionError, TimeoutError) as exc:
+        raise SequenceStoreUnavailable(str(exc)) from exc
 
 
 class SequenceStore(Protocol):
@@ -112,3 +132,147 @@ class MemorySequenceStore:
             if deadline > now:
                 break
             del self._entries[key]
+
+
+# --- Redis -------------------------------------------------------------------------------
+
+_MAGIC = b"WZSQ"
+_FORMAT = 1
+_HEADER = struct.Struct("<4sBqI")  # magic, format, model version, ndim; then ndim uint32 dims, then <f4 data
+_DIM = struct.Struct("<I")
+
+
+def encode_state(value: SequenceState) -> bytes:
+    """A SequenceState as bytes, without pickle: a fixed header, the shape, then raw little-endian FP32."""
+    state = np.ascontiguousarray(value.state, dtype="<f4")
+    dims = b"".join(_DIM.pack(d) for d in state.shape)
+    return _HEADER.pack(_MAGIC, _FORMAT, value.version, state.ndim) + dims + state.tobytes()
+
+
+def decode_state(data: bytes) -> SequenceState:
+    """The inverse of `encode_state`; anything malformed raises ValueError (never executes code)."""
+    if len(data) < _HEADER.size:
+        raise ValueError("sequence state record is truncated")
+    magic, fmt, version, ndim = _HEADER.unpack_from(data)
+    if magic != _MAGIC or fmt != _FORMAT or ndim > 8:
+        raise ValueError("not a warmzoo sequence state record (or an unknown format version)")
+    offset = _HEADER.size + ndim * _DIM.size
+    if len(data) < offset:
+        raise ValueError("sequence state record is truncated")
+    shape = tuple(_DIM.unpack_from(data, _HEADER.size + i * _DIM.size)[0] for i in range(ndim))
+    if len(data) - offset != 4 * math.prod(shape):
+        raise ValueError("sequence state record has the wrong number of bytes for its shape")
+    state = np.frombuffer(data, dtype="<f4", offset=offset).reshape(shape).astype(np.float32, copy=False)
+    return SequenceState(version, state)
+
+
+# Atomically: drop expired members of the index, refuse a new key beyond the bound, then store the
+# value with the idle timeout as its TTL and record its deadline. Deadlines use the Redis server's
+# clock, so replicas with skewed clocks agree on what has expired.
+_PUT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ttl)
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"""
+
+_COUNT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+"""
+
+
+class RedisSequenceStore:
+    """A `SequenceStore` in Redis, shared by every API replica pointed at the same server and prefix.
+
+    Each sequence is one key (`<prefix>s:<key>`) whose TTL is the idle timeout, refreshed on every
+    `put`; a sorted set (`<prefix>open`) of keys scored by their deadline enforces `max_sequences`
+    across replicas (expired members are swept on every `put`). Values are encoded by
+    `encode_state`, never pickled. The keys of one store must share a Redis Cluster hash slot,
+    so on a cluster put the prefix in a hash tag, e.g. `{warmzoo:seq}:`.
+
+    Requests of one sequence are serialised only within a process (InferenceService's locks): across
+    replicas, clients must send a sequence's requests one at a time, as Triton's sequence contract
+    already asks.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        idle_timeout_s: float = 300.0,
+        max_sequences: int = 1024,
+        key_prefix: str = "warmzoo:seq:",
+    ) -> None:
+        if idle_timeout_s <= 0 or max_sequences < 1:
+            raise ValueError("idle_timeout_s must be > 0 and max_sequences >= 1")
+        self.idle_timeout_s = idle_timeout_s
+        self.max_sequences = max_sequences
+        self.key_prefix = key_prefix
+        self._ttl_ms = max(1, math.ceil(idle_timeout_s * 1000))
+        self._redis = client
+        self._index = f"{key_prefix}open"
+        self._put = client.register_script(_PUT)
+        self._count = client.register_script(_COUNT)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisSequenceStore:
+        import redis  # only the scale-out shape needs the client
+
+        return cls(redis.Redis.from_url(url), **kwargs)
+
+    def _value_key(self, key: str) -> str:
+        return f"{self.key_prefix}s:{key}"
+
+    def get(self, key: str) -> SequenceState | None:
+        with _reachable():
+            data = self._redis.get(self._value_key(key))
+        return None if data is None else decode_state(data)
+
+    def put(self, key: str, value: SequenceState) -> None:
+        with _reachable():
+            stored = self._put(
+                keys=[self._index, self._value_key(key)],
+                args=[key, encode_state(value), self._ttl_ms, self.max_sequences],
+            )
+        if not stored:
+            raise SequenceStoreFull(self.max_sequences)
+
+    def delete(self, key: str) -> None:
+        with _reachable(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._value_key(key))
+            pipe.zrem(self._index, key)
+            pipe.execute()
+
+    def __len__(self) -> int:
+        """Open sequences across every replica sharing this store."""
+        return int(self._count(keys=[self._index]))
+
+    def ping(self) -> None:
+        """Raise (redis.ConnectionError, ...) unless the server answers."""
+        self._redis.ping()
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def open_sequence_store(settings: Settings) -> SequenceStore:
+    """The store `settings.sequence_store` names; Redis is pinged so a bad URL stops start-up."""
+    if settings.sequence_store == "redis":
+        store = RedisSequenceStore.from_url(
+            settings.redis_url,
+            idle_timeout_s=settings.sequence_idle_timeout_s,
+            max_sequences=settings.max_sequences,
+            key_prefix=settings.redis_key_prefix,
+        )
+        store.ping()
+        return store
+    return MemorySequenceStore(idle_timeout_s=settings.sequence_idle_timeout_s, max_sequences=settings.max_sequences)

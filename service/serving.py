@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.spec import RNNSpec
-from service.blobs import BlobStore, LocalBlobStore
+from service.blobs import CHUNK, BlobStore, LocalBlobStore
 from service.inference import Resolver, ServedModel
 from service.registry import LATEST, Registry
 
@@ -28,7 +29,7 @@ def registry_resolver(sessions: sessionmaker[Session], blobs: BlobStore, cache_d
         if not target.exists():
             cache_dir.mkdir(parents=True, exist_ok=True)
             with blobs.open(sha256) as source, tempfile.NamedTemporaryFile(dir=cache_dir, delete=False) as tmp:
-                tmp.write(source.read())
+                shutil.copyfileobj(source, tmp, CHUNK)
             os.replace(tmp.name, target)
         return target
 

@@ -56,7 +56,8 @@ def seed_starter_catalogue(settings: Settings) -> int:
         with session_factory(engine)() as session:
             if not _is_empty(session):
                 return 0
-            registry = Registry(session, open_blob_store(settings.blob_store))
+            blobs = open_blob_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url)
+            registry = Registry(session, blobs)
             queued = 0
             for body in starter_requests():
                 new = check_warmup(body, settings, registry)

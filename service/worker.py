@@ -106,7 +106,7 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.sessions = sessions or session_factory(make_engine(settings.database_url))
-        self.blobs = blobs or open_blob_store(settings.blob_store)
+        self.blobs = blobs or open_blob_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url)
         self.owner = queue.owner_id()
         self.stopping = threading.Event()
 

@@ -4,6 +4,9 @@ a blob directory under tmp_path, the app, and tiny networks to publish.
 PostgreSQL: the tests create a uniquely named database on the server of
 WARMZOO_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test) and drop
 it afterwards. Without a server those tests are skipped, except under CI=true, where they fail.
+
+Redis: the tests use the server of WARMZOO_TEST_REDIS_URL (default redis://127.0.0.1:6379/15)
+under a unique key prefix, and delete their keys afterwards; the same skip/fail policy applies.
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ HOW_TO_RUN_POSTGRES = (
     "start one, e.g. `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`, "
     "or point WARMZOO_TEST_POSTGRES_URL at a server whose user may CREATE DATABASE"
 )
+REDIS_URL = os.environ.get("WARMZOO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+HOW_TO_RUN_REDIS = "start one, e.g. `docker run -d -p 6379:6379 redis:7`, or point WARMZOO_TEST_REDIS_URL at a server"
+
+
+def _unavailable(message: str) -> None:
+    """Skip a test whose server is missing, except under CI=true, where that is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +56,7 @@ def postgres_url() -> Iterator[str]:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as exc:
         admin.dispose()
-        message = f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc.orig}); {HOW_TO_RUN_POSTGRES}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        _unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc.orig}); {HOW_TO_RUN_POSTGRES}")
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     upgrade_database(Settings(database_url=url))
     try:
@@ -102,3 +111,58 @@ def upload(client: TestClient) -> Callable[..., Response]:
         return client.post(f"/v1/models/{name}/versions", data=data, files={"weights": ("w.safetensors", weights)})
 
     return post
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[tuple[str, str]]:
+    """(Redis URL, a unique key prefix) for one test; every key under the prefix is deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        _unavailable(f"Redis is not reachable at {REDIS_URL} ({exc}); {HOW_TO_RUN_REDIS}")
+    prefix = f"warmzoo-test:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield REDIS_URL, prefix
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server for this test session: moto's, on 127.0.0.1 at a free port."""
+    from moto.server import ThreadedMotoServer  # the test extra installs it
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh bucket on the test server; boto3 finds credentials, region and endpoint in the
+    environment, as a deployment's would (and never the developer's own ~/.aws files)."""
+    import boto3
+
+    no_aws_files = tmp_path_factory.mktemp("aws") / "absent"
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "WARMZOO_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(no_aws_files))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(no_aws_files))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    bucket = f"warmzoo-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return bucket

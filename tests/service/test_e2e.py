@@ -73,7 +73,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data_dir: Path) -> Server:
+def start_server(data_dir: Path, log_name: str = "server.log", **overrides: str) -> Server:
+    """`warmzoo serve` on `data_dir`; `overrides` are extra WARMZOO_* variables, e.g. WARMZOO_WORKERS="0"."""
     port = _free_port()
     env = {
         **os.environ,
@@ -85,6 +86,7 @@ def start_server(data_dir: Path) -> Server:
         "WARMZOO_STARTER_CATALOGUE": "false",
         "WARMZOO_MAX_HIDDEN_SIZE": "64",
         "OMP_NUM_THREADS": "1",
+        **overrides,
     }
     for name in ("WARMZOO_DATABASE_URL", "WARMZOO_BLOB_STORE", "WARMZOO_DATA_DIR"):
         env.pop(name, None)
@@ -100,7 +102,7 @@ def start_server(data_dir: Path) -> Server:
         "--log-level",
         "info",
     ]
-    log = data_dir / "server.log"
+    log = data_dir / log_name
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

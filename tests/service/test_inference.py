@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -19,7 +20,7 @@ from service.api.routes.inference import router
 from service.errors import ApiError, install_error_handlers
 from service.inference import InferenceService, ServedModel
 from service.oip import InferenceRequest, RequestInput
-from service.sequences import MemorySequenceStore
+from service.sequences import MemorySequenceStore, RedisSequenceStore
 
 SPECS = {
     "gru": RNNSpec(cell="gru", input_size=3, hidden_size=8, num_layers=2, output_size=2),
@@ -361,6 +362,17 @@ def test_open_sequences_are_bounded(client: TestClient) -> None:
     assert response.json()["code"] == "too_many_sequences" and "limit of 3 open sequences" in response.json()["error"]
     infer(client, "brc", x, sequence_id=1, sequence_end=True)
     assert client.post("/v2/models/brc/infer", json=request).status_code == 200
+
+
+def test_an_unreachable_sequence_store_is_a_503(client: TestClient, service: InferenceService) -> None:
+    """A real Redis client aimed at a closed port: the outage is named, not a 500."""
+    service.sequences = RedisSequenceStore(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5))
+    x = random_input(SPECS["brc"], 1, 2)
+    request = {"parameters": {"sequence_id": 7, "sequence_start": True}, "inputs": [tensor(x)]}
+    response = client.post("/v2/models/brc/infer", json=request)
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "sequence_store_unavailable"
+    assert client.post("/v2/models/brc/infer", json={"inputs": [tensor(x)]}).status_code == 200  # no sequence: fine
 
 
 def test_sequence_keeps_its_batch_size(client: TestClient) -> None:

@@ -1,0 +1,109 @@
+"""The Redis sequence store against a real Redis: exact round trip, TTL as idle timeout, the bound."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import redis
+
+from service.config import Settings
+from service.sequences import (
+    RedisSequenceStore,
+    SequenceState,
+    SequenceStoreFull,
+    decode_state,
+    encode_state,
+    open_sequence_store,
+)
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def client(redis_prefix: tuple[str, str]) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_prefix[0])
+    yield connection
+    connection.close()
+
+
+def make_store(redis_prefix: tuple[str, str], **kwargs: float) -> RedisSequenceStore:
+    url, prefix = redis_prefix
+    return RedisSequenceStore.from_url(url, key_prefix=prefix, **kwargs)
+
+
+def state(version: int = 1, seed: int = 0, shape: tuple[int, ...] = (2, 3, 4)) -> SequenceState:
+    return SequenceState(version, np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+def test_encoding_is_exact_and_refuses_malformed_records() -> None:
+    value = SequenceState(2**40, np.array([[[np.nan, -0.0, np.inf, 1e-38]]], dtype=np.float32))
+    decoded = decode_state(encode_state(value))
+    assert decoded.version == value.version and decoded.state.dtype == np.float32
+    assert decoded.state.tobytes() == value.state.tobytes() and decoded.state.shape == (1, 1, 4)
+    data = encode_state(state())
+    for bad in (data[:5], data[:-1], data + b"\0", b"XXXX" + data[4:], data[:4] + b"\x09" + data[5:]):
+        with pytest.raises(ValueError):
+            decode_state(bad)
+
+
+def test_round_trip_delete_and_unknown_keys(redis_prefix: tuple[str, str]) -> None:
+    store = make_store(redis_prefix)
+    value = state(3, shape=(2, 5, 8))
+    assert store.get('["m", "a"]') is None
+    store.put('["m", "a"]', value)
+    got = store.get('["m", "a"]')
+    assert got is not None and got.version == 3 and got.state.shape == (2, 5, 8)
+    np.testing.assert_array_equal(got.state, value.state)
+    assert len(store) == 1
+    store.delete('["m", "a"]')
+    store.delete('["m", "never"]')  # not an error
+    assert store.get('["m", "a"]') is None and len(store) == 0
+    store.close()
+
+
+def test_the_idle_timeout_is_the_ttl_and_each_put_refreshes_it(
+    redis_prefix: tuple[str, str], client: redis.Redis
+) -> None:
+    store = make_store(redis_prefix, idle_timeout_s=1.0)
+    key = f"{redis_prefix[1]}s:a"
+    store.put("a", state(1))
+    assert 0 < client.pttl(key) <= 1000
+    time.sleep(0.6)
+    store.put("a", state(2))  # refreshed: still there 1.2 s after the first put
+    assert client.pttl(key) > 600
+    time.sleep(0.6)
+    got = store.get("a")
+    assert got is not None and got.version == 2
+    time.sleep(0.5)
+    assert store.get("a") is None and len(store) == 0
+
+
+def test_the_bound_counts_open_sequences_and_frees_expired_ones(redis_prefix: tuple[str, str]) -> None:
+    store = make_store(redis_prefix, idle_timeout_s=1.0, max_sequences=2)
+    other_replica = make_store(redis_prefix, idle_timeout_s=1.0, max_sequences=2)
+    store.put("a", state())
+    other_replica.put("b", state())
+    store.put("a", state(2))  # replacing an open one is not a new sequence
+    with pytest.raises(SequenceStoreFull) as full:
+        other_replica.put("c", state())
+    assert full.value.limit == 2 and other_replica.get("c") is None
+    store.delete("b")
+    other_replica.put("c", state())
+    time.sleep(1.1)  # both expire: room again without any delete
+    store.put("d", state())
+    store.put("e", state())
+    assert len(store) == 2
+
+
+def test_open_sequence_store_follows_the_settings(redis_prefix: tuple[str, str]) -> None:
+    url, prefix = redis_prefix
+    store = open_sequence_store(
+        Settings(sequence_store="redis", redis_url=url, redis_key_prefix=prefix, max_sequences=7)
+    )
+    assert isinstance(store, RedisSequenceStore) and (store.max_sequences, store.key_prefix) == (7, prefix)
+    store.close()
+    with pytest.raises(redis.ConnectionError):
+        open_sequence_store(Settings(sequence_store="redis", redis_url="redis://127.0.0.1:1/0"))
