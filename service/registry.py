@@ -401,10 +401,7 @@ class Registry:
         row = self._alias(model, alias)
         if row is None:
             raise ApiError(404, f"alias: model {name!r} has no alias {alias!r}", field="alias", code="alias_not_found")
-        self.session.delete(row)
-        model.updated_at = utcnow()
-        self.session.commit()
-        self.session.expire(model, ["aliases"])
+        self._remove(model, row, "aliases")
 
     @staticmethod
     def _check_user_alias(alias: str) -> None:
@@ -449,10 +446,14 @@ class Registry:
         row = next((t for t in model.tags if t.name == tag), None)
         if row is None:
             raise ApiError(404, f"tag: model {name!r} has no tag {tag!r}", field="tag", code="tag_not_found")
+        self._remove(model, row, "tags")
+
+    def _remove(self, model: ModelRow, row: AliasRow | TagRow, relation: str) -> None:
+        """Delete one of the model's aliases or tags; the model counts as updated."""
         self.session.delete(row)
         model.updated_at = utcnow()
         self.session.commit()
-        self.session.expire(model, ["tags"])
+        self.session.expire(model, [relation])
 
     # -- files ------------------------------------------------------------------------------
 
