@@ -476,7 +476,11 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="warmzoo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="warmzoo",
+        description="Warm up recurrent networks (arXiv 2106.01001), run the zoo server, and use it.",
+        epilog="Each verb has its own --help. Settings come from WARMZOO_* variables (docs/usage.md).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_warmup(sub)
     _add_reproduce(sub)
