@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from sqlalchemy import inspect, text
 from service.config import Settings
 from service.db import alembic_config, make_engine, upgrade_database
 from service.tables import Base
+from tests.service.threads import run_in_threads
 
 
 def test_defaults_live_under_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,20 +56,7 @@ def test_sqlite_is_set_up_for_concurrency(tmp_path: Path) -> None:
 def test_concurrent_starts_migrate_once(tmp_path: Path) -> None:
     """Several processes (here threads) starting on an empty database must not race the migration."""
     settings = Settings(data_dir=tmp_path)
-    errors: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            upgrade_database(settings)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_in_threads(lambda _: upgrade_database(settings), 4)
 
 
 def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:

@@ -76,6 +76,17 @@ def job(sessions: sessionmaker[Session], job_id: str) -> JobRow:
         return jobs.get(session, job_id)
 
 
+def run_until_first_step(worker: Worker, sessions: sessionmaker[Session], job_id: str) -> threading.Thread:
+    """Run the worker in a thread and return once the job has made its first step."""
+    running = threading.Thread(target=worker.run_once)
+    running.start()
+    deadline = time.monotonic() + 60
+    while (job(sessions, job_id).progress or {}).get("step", 0) < 1:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    return running
+
+
 def version_count(sessions: sessionmaker[Session]) -> int:
     with sessions() as session:
         return session.scalar(select(func.count()).select_from(VersionRow)) or 0
@@ -158,12 +169,7 @@ def test_cancel_a_running_job_stops_it_between_steps(
     sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
 ) -> None:
     job_id = submit(sessions, blobs, job_settings, warmup_body(steps=100_000))
-    running = threading.Thread(target=worker.run_once)
-    running.start()
-    deadline = time.monotonic() + 60
-    while (job(sessions, job_id).progress or {}).get("step", 0) < 1:
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.05)
+    running = run_until_first_step(worker, sessions, job_id)
     with sessions() as session:
         flagged = jobs.cancel(session, job_id)
     assert (flagged.status, flagged.cancel_requested) == ("running", True)
@@ -178,10 +184,7 @@ def test_a_worker_shutting_down_returns_its_job_to_the_queue(
     sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
 ) -> None:
     job_id = submit(sessions, blobs, job_settings, warmup_body(steps=100_000))
-    running = threading.Thread(target=worker.run_once)
-    running.start()
-    while (job(sessions, job_id).progress or {}).get("step", 0) < 1:
-        time.sleep(0.05)
+    running = run_until_first_step(worker, sessions, job_id)
     worker.stopping.set()
     running.join(timeout=30)
     back = job(sessions, job_id)

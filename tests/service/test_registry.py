@@ -21,6 +21,7 @@ from service.errors import ApiError
 from service.registry import LATEST, ModelFilter, Registry, VersionRef
 from service.tables import FileRow, ModelRow, VersionRow
 from tests.service.factories import tiny_spec, tiny_weights
+from tests.service.threads import run_in_threads
 
 
 def publish(registry: Registry, name: str, seed: int = 0, **fields: object) -> VersionRow:
@@ -64,25 +65,16 @@ def test_concurrent_publishers_get_distinct_gapless_numbers(settings: Settings, 
     blobs = LocalBlobStore(settings.blob_store)
     weights = tiny_weights()
     numbers: list[int] = []
-    errors: list[BaseException] = []
     start = threading.Barrier(6)
 
-    def worker() -> None:
-        try:
-            with sessions() as session:
-                start.wait()
-                for _ in range(2):
-                    numbers.append(Registry(session, blobs).publish_version("raced", tiny_spec(), weights).number)
-        except BaseException as exc:  # reported below: a thread's exception would otherwise vanish
-            errors.append(exc)
+    def publisher(_: int) -> None:
+        with sessions() as session:
+            start.wait()
+            for _ in range(2):
+                numbers.append(Registry(session, blobs).publish_version("raced", tiny_spec(), weights).number)
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(publisher, 6)
     engine.dispose()
-    assert errors == []
     assert sorted(numbers) == list(range(1, 13))
     assert registry.resolve("raced", LATEST).number == 12
     assert registry.session.scalar(select(func.count()).select_from(ModelRow)) == 1
@@ -311,16 +303,12 @@ def test_concurrent_requests_produce_one_file(settings: Settings, registry: Regi
     blobs = LocalBlobStore(settings.blob_store)
     ids: list[int] = []
 
-    def fetch() -> None:
+    def fetch(_: int) -> None:
         with sessions() as session:
             own = Registry(session, blobs)
             ids.append(own.get_or_create_file(session.get(VersionRow, version_id), "state_dict.pt").id)  # type: ignore[arg-type]
 
-    threads = [threading.Thread(target=fetch) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(fetch, 4)
     engine.dispose()
     assert len(ids) == 4 and len(set(ids)) == 1
 

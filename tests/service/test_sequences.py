@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
 
 from service.sequences import MemorySequenceStore, SequenceState, SequenceStoreFull
+from tests.service.threads import run_in_threads
 
 
 class Clock:
@@ -66,9 +66,5 @@ def test_concurrent_puts_never_exceed_the_bound() -> None:
             except SequenceStoreFull:
                 refused.append(1)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, 8)
     assert len(store) == 50 and len(refused) == 8 * 20 - 50
