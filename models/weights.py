@@ -49,7 +49,11 @@ def read_safetensors(data: bytes) -> tuple[dict[str, Tensor], dict[str, str]]:
 
 def check_tensors(spec: RNNSpec, tensors: dict[str, Tensor]) -> None:
     """Names, shapes, dtypes and finiteness must match a network built from `spec`."""
-    expected = build_network(spec).state_dict()
+    _check_against(build_network(spec), tensors)
+
+
+def _check_against(network: Network, tensors: dict[str, Tensor]) -> None:
+    expected, spec = network.state_dict(), network.spec
     missing = sorted(set(expected) - set(tensors))
     if missing:
         raise WeightsError(f"tensor {missing[0]!r} is missing ({len(missing)} missing in all)", tensor=missing[0])
@@ -75,8 +79,8 @@ def network_from_weights(data: bytes, spec: RNNSpec | None = None) -> Network:
         if SPEC_KEY not in metadata:
             raise WeightsError("the file carries no spec in its metadata; pass the spec explicitly")
         spec = RNNSpec.model_validate_json(metadata[SPEC_KEY])
-    check_tensors(spec, tensors)
-    network = build_network(spec)
+    network = build_network(spec)  # built once: it is both the reference and the result
+    _check_against(network, tensors)
     network.load_state_dict({name: t.float() for name, t in tensors.items()})
     return network.eval()
 

@@ -54,6 +54,11 @@ def _reachable() -> Iterator[None]:
         raise SequenceStoreUnavailable(str(exc)) from exc
 
 
+def _check_limits(idle_timeout_s: float, max_sequences: int) -> None:
+    if idle_timeout_s <= 0 or max_sequences < 1:
+        raise ValueError("idle_timeout_s must be > 0 and max_sequences >= 1")
+
+
 class SequenceStore(Protocol):
     """Open sequences by key; an entry expires `idle_timeout_s` after its last `put`."""
 
@@ -89,8 +94,7 @@ class MemorySequenceStore:
         max_sequences: int = 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if idle_timeout_s <= 0 or max_sequences < 1:
-            raise ValueError("idle_timeout_s must be > 0 and max_sequences >= 1")
+        _check_limits(idle_timeout_s, max_sequences)
         self.idle_timeout_s = idle_timeout_s
         self.max_sequences = max_sequences
         self._clock = clock
@@ -212,8 +216,7 @@ class RedisSequenceStore:
         max_sequences: int = 1024,
         key_prefix: str = "warmzoo:seq:",
     ) -> None:
-        if idle_timeout_s <= 0 or max_sequences < 1:
-            raise ValueError("idle_timeout_s must be > 0 and max_sequences >= 1")
+        _check_limits(idle_timeout_s, max_sequences)
         self.idle_timeout_s = idle_timeout_s
         self.max_sequences = max_sequences
         self.key_prefix = key_prefix
