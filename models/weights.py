@@ -72,13 +72,17 @@ def _check_against(network: Network, tensors: dict[str, Tensor]) -> None:
             raise WeightsError(f"tensor {name!r} contains NaN or Inf", tensor=name)
 
 
+def metadata_spec(metadata: dict[str, str]) -> RNNSpec | None:
+    """The spec a file's header metadata declares, if any (pydantic's ValidationError if malformed)."""
+    return RNNSpec.model_validate_json(metadata[SPEC_KEY]) if SPEC_KEY in metadata else None
+
+
 def network_from_weights(data: bytes, spec: RNNSpec | None = None) -> Network:
     """A network from safetensors bytes; the spec comes from the file's metadata when not given."""
     tensors, metadata = read_safetensors(data)
+    spec = spec or metadata_spec(metadata)
     if spec is None:
-        if SPEC_KEY not in metadata:
-            raise WeightsError("the file carries no spec in its metadata; pass the spec explicitly")
-        spec = RNNSpec.model_validate_json(metadata[SPEC_KEY])
+        raise WeightsError("the file carries no spec in its metadata; pass the spec explicitly")
     network = build_network(spec)  # built once: it is both the reference and the result
     _check_against(network, tensors)
     network.load_state_dict({name: t.float() for name, t in tensors.items()})

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from models.spec import RNNSpec
-from models.weights import SPEC_KEY, WeightsError, network_from_weights, read_safetensors, weights_bytes
+from models.weights import WeightsError, metadata_spec, network_from_weights, read_safetensors, weights_bytes
 from service.artifacts import FILE_KINDS, FileKind
 from service.blobs import Blob, BlobStore
 from service.card import render_card
@@ -98,7 +98,7 @@ def _invalid_weights(exc: WeightsError) -> ApiError:
 
 def _metadata_spec(metadata: dict[str, str]) -> RNNSpec | None:
     try:
-        return RNNSpec.model_validate_json(metadata[SPEC_KEY]) if SPEC_KEY in metadata else None
+        return metadata_spec(metadata)
     except ValidationError as exc:
         raise validation_error(exc.errors(), prefix="weights.metadata.spec") from exc
 
