@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,10 +34,12 @@ def registry_resolver(sessions: sessionmaker[Session], blobs: BlobStore, cache_d
             os.replace(tmp.name, target)
         return target
 
-    def resolve(name: str, version: str | None) -> ServedModel:
+    @lru_cache(maxsize=1024)
+    def served(name: str, number: int) -> ServedModel:
+        # Versions are immutable: once resolved, a (name, number) needs no database again.
         with sessions() as session:
             registry = Registry(session, blobs)
-            row = registry.resolve(name, version if version is not None else LATEST, fields=("name", "version"))
+            row = registry.resolve(name, number, fields=("name", "version"))
             onnx_file = registry.get_or_create_file(row, "model.onnx")
             return ServedModel(
                 name=name,
@@ -44,5 +47,13 @@ def registry_resolver(sessions: sessionmaker[Session], blobs: BlobStore, cache_d
                 spec=RNNSpec.model_validate(row.spec),
                 onnx_path=local_path(onnx_file.sha256),
             )
+
+    def resolve(name: str, version: str | None) -> ServedModel:
+        if version is not None and version.isdigit() and version.isascii():
+            return served(name, int(version))
+        with sessions() as session:  # an alias (`latest` when None) is mutable: look it up each time
+            row = Registry(session, blobs).resolve(name, version if version is not None else LATEST, fields=("name", "version"))
+            number = row.number
+        return served(name, number)
 
     return resolve
