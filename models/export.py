@@ -2,8 +2,10 @@
 
 `cell.onnx` is the network's `step` (each cell's equations, plain matmuls and
 activations) for one time step. `model.onnx` runs a whole sequence: for the
-torch-kernel cells (gru, lstm, chrono) with ONNX's own GRU/LSTM ops, for the others
-by running the step graph inside an ONNX `Scan` over the time axis. Either way the
+torch-kernel cells (gru, lstm, chrono) with ONNX's own GRU/LSTM ops; for the loop
+cells (mgu, brc, nbrc) as their torch forward runs, layer by layer: the input
+projection of every step as one MatMul, then an ONNX `Scan` over the time axis of the
+recurrence alone (for brc, elementwise ops only). Either way the
 batch and time axes are dynamic and the initial state is an optional input that
 broadcasts to any batch. Every export is run in ONNX Runtime against PyTorch at
 several lengths and batch sizes before it is accepted: that is what catches the
@@ -15,7 +17,9 @@ from __future__ import annotations
 import copy
 import io
 import warnings
-from typing import Literal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -24,7 +28,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from pydantic import BaseModel
 from torch import Tensor, nn
+from torch.onnx import symbolic_helper
 
+from models.cells import DoubleLayer, Layer, LoopCell
 from models.network import Network
 
 OPSET = 17
@@ -33,6 +39,7 @@ PARITY_LENGTHS = (1, 7, 100, 500)
 PARITY_BATCHES = (1, 3)
 DRIFT_FACTOR = 100.0
 NATIVE_CELLS = ("gru", "lstm", "chrono")  # exported with ONNX's GRU/LSTM ops, the others with Scan
+Axes = dict[int, str]
 
 Graph = Literal["model", "cell"]
 
@@ -74,10 +81,42 @@ class _Step(nn.Module):
         return self.network.step(x_t, state)
 
 
-def _trace(module: nn.Module, x: Tensor, state: Tensor, input_axes: dict[int, str]) -> onnx.ModelProto:
+def _lerp(g: Any, start: Any, end: Any, weight: Any) -> Any:
+    """start + weight * (end - start): 3 nodes, where the stock symbolic emits torch's
+    two-branch stable form (8 nodes, a Where) inside the per-step loop."""
+    return g.op("Add", start, g.op("Mul", weight, g.op("Sub", end, start)))
+
+
+def _addcmul(g: Any, tensor: Any, tensor1: Any, tensor2: Any, value: Any) -> Any:
+    """tensor + value * tensor1 * tensor2, without the multiplication when value is 1 (our cells' case)."""
+    product = g.op("Mul", tensor1, tensor2)
+    if symbolic_helper._maybe_get_const(value, "f") != 1:
+        product = g.op("Mul", product, value)
+    return g.op("Add", tensor, product)
+
+
+SYMBOLICS = {"aten::lerp": _lerp, "aten::addcmul": _addcmul}
+
+
+@contextmanager
+def _lean_symbolics() -> Iterator[None]:
+    """Export the BRC cells' fused ops as the few nodes they need, for this export only."""
+    for name, function in SYMBOLICS.items():
+        torch.onnx.register_custom_op_symbolic(name, function, OPSET)
+    try:
+        yield
+    finally:
+        for name in SYMBOLICS:
+            torch.onnx.unregister_custom_op_symbolic(name, OPSET)
+
+
+def _trace(
+    module: nn.Module, x: Tensor, state: Tensor, input_axes: Axes, state_axes: Axes | None = None
+) -> onnx.ModelProto:
     """TorchScript-export `module(x, state) -> (output, state_out)` with a dynamic batch."""
+    state_axes = state_axes or {1: "batch"}
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _lean_symbolics():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
             module.cpu().eval(),
@@ -87,7 +126,7 @@ def _trace(module: nn.Module, x: Tensor, state: Tensor, input_axes: dict[int, st
             opset_version=OPSET,
             input_names=["input", "state"],
             output_names=["output", "state_out"],
-            dynamic_axes={"input": input_axes, "state": {1: "batch"}, "output": input_axes, "state_out": {1: "batch"}},
+            dynamic_axes={"input": input_axes, "state": state_axes, "output": input_axes, "state_out": state_axes},
         )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -109,23 +148,24 @@ def _native_sequence(network: Network) -> onnx.ModelProto:
     return _with_optional_state(_trace(network, x, state, {0: "batch", 1: "time"}), spec.num_layers, spec.state_size)
 
 
-def _as_scan_body(step: onnx.ModelProto) -> onnx.GraphProto:
-    """The step graph with Scan's signature: (state, x_t) -> (state_out, y_t), names prefixed."""
+def _as_scan_body(step: onnx.ModelProto, prefix: str) -> onnx.GraphProto:
+    """A traced (input, state) graph with Scan's signature: (state, x_t) -> (state_out, y_t),
+    every name prefixed so that several bodies live in one model."""
     body = onnx.GraphProto()
     body.CopyFrom(step.graph)
-    body.name = "step"
-    rename = {name: f"step/{name}" for name in _graph_names(body)}
+    body.name = prefix
+    rename = {name: f"{prefix}/{name}" for name in _graph_names(body)}
     for node in body.node:
         node.input[:] = [rename.get(i, i) for i in node.input]
         node.output[:] = [rename.get(o, o) for o in node.output]
-        node.name = f"step/{node.name}"
+        node.name = f"{prefix}/{node.name}"
     for collection in (body.input, body.output, body.value_info, body.initializer):
         for item in collection:
             item.name = rename[item.name]
     inputs = {i.name: i for i in body.input}
     outputs = {o.name: o for o in body.output}
-    ordered_in = [inputs["step/state"], inputs["step/input"]]
-    ordered_out = [outputs["step/state_out"], outputs["step/output"]]
+    ordered_in = [inputs[f"{prefix}/state"], inputs[f"{prefix}/input"]]
+    ordered_out = [outputs[f"{prefix}/state_out"], outputs[f"{prefix}/output"]]
     del body.input[:], body.output[:]
     body.input.extend(ordered_in)
     body.output.extend(ordered_out)
@@ -139,21 +179,82 @@ def _graph_names(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
-def _scan_sequence(network: Network, step: onnx.ModelProto) -> onnx.ModelProto:
-    """model.onnx of any cell: Scan of the step graph over the time axis."""
+class _Recurrence(nn.Module):
+    """A loop layer's recurrence on its precomputed input projection: (p_t, h) -> (h', h')."""
+
+    def __init__(self, layer: Layer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, p_t: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        h = _recur(self.layer, p_t, h)
+        return h, h
+
+
+def _recur(layer: Layer, p_t: Tensor, h: Tensor) -> Tensor:
+    if isinstance(layer, DoubleLayer):  # the halves' projections sit side by side, as in _projection
+        (p1, p2), (h1, h2) = p_t.chunk(2, dim=-1), layer.split(h)
+        return layer.join(_recur(layer.first, p1, h1), _recur(layer.second, p2, h2))
+    assert isinstance(layer, LoopCell)
+    return layer.recur(p_t, h)
+
+
+def _projection(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+    """W [I, G*H] and b [G*H] with x @ W + b = the layer's input projection (both halves of a double layer)."""
+    cells = [layer.first, layer.second] if isinstance(layer, DoubleLayer) else [layer]
+    weight = torch.cat([cell.weight_ih for cell in cells])  # type: ignore[union-attr]
+    bias = torch.cat([cell.bias for cell in cells])  # type: ignore[union-attr]
+    return weight.detach().T.contiguous().numpy(), bias.detach().numpy()
+
+
+def _loop_sequence(network: Network) -> onnx.ModelProto:
+    """model.onnx of a loop cell (mgu, brc, nbrc), computed as its torch forward is: per layer,
+    one MatMul projects every step's input, then a Scan runs the recurrence alone; the
+    readout is one MatMul over all steps. (A Scan of the whole step graph would do each
+    layer's input GEMV inside the loop, once per step.)"""
     spec = network.spec
     L, S = spec.num_layers, spec.state_size
-    scan = helper.make_node(
-        "Scan",
-        ["state", "input"],
-        ["state_out", "output"],
-        body=_as_scan_body(step),
-        num_scan_inputs=1,
-        scan_input_axes=[1],
-        scan_output_axes=[1],
-    )
+    nodes, initializers, finals, x = [], [], [], "input"
+    for index, layer in enumerate(network.layers):
+        name = f"layer{index}"
+        weight, bias = _projection(layer)  # type: ignore[arg-type]
+        probe = torch.zeros(2, weight.shape[1]), torch.zeros(2, S)
+        body = _as_scan_body(_trace(_Recurrence(layer), *probe, {0: "batch"}, {0: "batch"}), name)  # type: ignore[arg-type]
+        initializers += [
+            numpy_helper.from_array(weight, f"{name}/weight"),
+            numpy_helper.from_array(bias, f"{name}/bias"),
+            numpy_helper.from_array(np.array(index, dtype=np.int64), f"{name}/index"),
+        ]
+        nodes += [
+            helper.make_node("MatMul", [x, f"{name}/weight"], [f"{name}/xw"]),
+            helper.make_node("Add", [f"{name}/xw", f"{name}/bias"], [f"{name}/projection"]),
+            helper.make_node("Gather", ["state", f"{name}/index"], [f"{name}/state"], axis=0),
+            helper.make_node(
+                "Scan",
+                [f"{name}/state", f"{name}/projection"],
+                [f"{name}/state_out", f"{name}/output"],
+                body=body,
+                num_scan_inputs=1,
+                scan_input_axes=[1],
+                scan_output_axes=[1],
+            ),
+            helper.make_node("Unsqueeze", [f"{name}/state_out", "axis0"], [f"{name}/final"]),
+        ]
+        finals.append(f"{name}/final")
+        x = f"{name}/output"
+    readout = network.readout
+    initializers += [
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
+        numpy_helper.from_array(readout.weight.detach().T.contiguous().numpy(), "readout/weight"),
+        numpy_helper.from_array(readout.bias.detach().numpy(), "readout/bias"),
+    ]
+    nodes += [
+        helper.make_node("Concat", finals, ["state_out"], axis=0),
+        helper.make_node("MatMul", [x, "readout/weight"], ["readout/xw"]),
+        helper.make_node("Add", ["readout/xw", "readout/bias"], ["output"]),
+    ]
     graph = helper.make_graph(
-        [scan],
+        nodes,
         "warmzoo_sequence",
         inputs=[
             helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "time", spec.input_size]),
@@ -163,6 +264,7 @@ def _scan_sequence(network: Network, step: onnx.ModelProto) -> onnx.ModelProto:
             helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", "time", spec.output_size]),
             helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [L, "batch", S]),
         ],
+        initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="warmzoo")
     return _with_optional_state(model, L, S)
@@ -254,7 +356,7 @@ def export_onnx(network: Network, graph: Graph = "model") -> tuple[bytes, Parity
     elif network.spec.cell in NATIVE_CELLS:
         model = _native_sequence(network)
     else:
-        model = _scan_sequence(network, _export_step(network))
+        model = _loop_sequence(network)
     onnx.checker.check_model(model, full_check=True)
     data = model.SerializeToString()
     report = check_parity(network, data, graph)

@@ -30,8 +30,9 @@ def test_parity_for_every_cell_and_graph(cell: str, double: bool, graph: str) ->
     onnx.checker.check_model(onnx.load_from_string(data))
 
 
-def test_sequence_graph_has_dynamic_axes_and_optional_state() -> None:
-    net = _net("gru")
+@pytest.mark.parametrize("cell", ["gru", "brc"])  # a native op, and the per-layer Scans
+def test_sequence_graph_has_dynamic_axes_and_optional_state(cell: str) -> None:
+    net = _net(cell)
     data, _ = export_onnx(net, "model")
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]
@@ -44,6 +45,19 @@ def test_sequence_graph_has_dynamic_axes_and_optional_state() -> None:
             y_ref, state_ref = net(torch.from_numpy(x))
         np.testing.assert_allclose(y, y_ref.numpy(), atol=1e-5)
         np.testing.assert_allclose(state, state_ref.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_loop_cells_project_outside_the_time_loop(double: bool) -> None:
+    """brc's recurrence is elementwise: every matmul of its model.onnx is outside the Scans,
+    one per layer and one readout, and torch's two-branch lerp stays out of the loop."""
+    data, _ = export_onnx(_net("brc", double), "model")
+    graph = onnx.load_from_string(data).graph
+    bodies = [a.g for node in graph.node if node.op_type == "Scan" for a in node.attribute if a.name == "body"]
+    assert len(bodies) == 2  # one Scan per layer
+    assert [n.op_type for n in graph.node].count("MatMul") == 3
+    for body in bodies:
+        assert not {"MatMul", "Gemm", "Where"} & {n.op_type for n in body.node}
 
 
 def test_streaming_through_the_cell_graph_equals_the_sequence() -> None:
