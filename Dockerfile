@@ -1,5 +1,5 @@
-# One image for the API and the workers, CUDA-capable: the CUDA build of torch lives
-# here, never in the development venv or CI.
+# One image for the API, the workers and the Ray nodes (compose.yaml), CUDA-capable: the CUDA
+# build of torch lives here, never in the development venv or CI.
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 \
@@ -17,9 +17,11 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY models ./models
 COPY service ./service
 COPY migrations ./migrations
-RUN pip install .
+# With Ray: the same image runs `ray start` on the Ray head and GPU workers.
+RUN pip install '.[ray]'
 
 VOLUME /data
 EXPOSE 8000
-# `warmzoo serve` for the API (+ embedded workers); `warmzoo worker` for a worker only.
+# `warmzoo serve` for the API (+ embedded workers); `warmzoo worker` for a worker only;
+# `ray start ... --block` for a Ray node (WARMZOO_EXECUTOR=ray).
 CMD ["warmzoo", "serve", "--host", "0.0.0.0", "--port", "8000"]

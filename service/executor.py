@@ -1,8 +1,8 @@
 """Where queued jobs run. The jobs table is the queue; an executor only supplies workers.
 
 `embedded` (the default): `warmzoo worker` processes beside the API, one per visible GPU
-(else one), each pinned to its GPU and restarted when it dies. A Ray executor would claim
-jobs through `service.queue` the same way and call `service.runner.run` inside Ray tasks.
+(else one), each pinned to its GPU and restarted when it dies. `ray`: each job is a task on a
+Ray cluster (`service.ray_executor`, imported only then: Ray is an optional extra).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from typing import Protocol
 
 import torch
+from sqlalchemy.orm import Session, sessionmaker
 
 from service import queue
 from service.config import Settings
@@ -59,10 +60,7 @@ class EmbeddedExecutor:
         self._thread = threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True)
 
     def start(self) -> None:
-        with self.sessions() as session:
-            recovered = queue.recover_orphans(session, self.host)
-        if recovered:
-            log.warning("%d job(s) left running by a previous server will be re-queued", recovered)
+        recover_orphaned_jobs(self.sessions)
         for slot in range(self.count):
             self._spawn(slot)
         self._thread.start()
@@ -130,10 +128,27 @@ class EmbeddedExecutor:
             self._release(proc.pid)
 
 
+def recover_orphaned_jobs(sessions: sessionmaker[Session]) -> None:
+    """At start-up: re-queue the jobs whose lease holder was a process of this host that is gone
+    (a previous server that crashed), without waiting for their leases to run out."""
+    with sessions() as session:
+        recovered = queue.recover_orphans(session, socket.gethostname())
+    if recovered:
+        log.warning("%d job(s) left running by a previous server will be re-queued", recovered)
+
+
 def worker_count(settings: Settings) -> int:
     """Settings.workers, else one per visible GPU, else one."""
     return settings.workers if settings.workers is not None else max(1, len(visible_gpus()))
 
 
 def make_executor(settings: Settings) -> Executor:
+    if settings.executor == "ray":
+        try:
+            from service.ray_executor import RayExecutor
+        except ImportError as exc:
+            raise RuntimeError(
+                f"WARMZOO_EXECUTOR=ray needs Ray ({exc}): install it with `pip install 'warmzoo[ray]'`"
+            ) from exc
+        return RayExecutor(settings)
     return EmbeddedExecutor(settings, worker_count(settings))

@@ -3,6 +3,7 @@
 `warmzoo serve` starts a few of these as processes (`warmzoo worker`); each runs one job at
 a time. Progress is written to the job row as the job goes, and the cancel flag is read
 between two warm-up steps, so the API (another process) sees both through the database.
+The Ray executor runs each job it claims through `Worker.execute` too, inside a Ray task.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class _Attempt:
                 self.job_id,
                 step,
                 total,
-                extra=_event("job.progress", self.job_id, self.kind, step=step, total=total, vaa_star=vaa_star),
+                extra=job_event("job.progress", self.job_id, self.kind, step=step, total=total, vaa_star=vaa_star),
             )
         now = time.monotonic()
         if step < total and now - self._last_write < PROGRESS_INTERVAL_S:
@@ -102,12 +103,17 @@ class Worker:
     """One worker's loop over the shared jobs table; `stopping` ends it (and its job) early."""
 
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session] | None = None, blobs: BlobStore | None = None
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session] | None = None,
+        blobs: BlobStore | None = None,
+        owner: str | None = None,
     ) -> None:
+        """`owner`: the lease holder's id when someone else claimed the job (the Ray dispatcher)."""
         self.settings = settings
         self.sessions = sessions or session_factory(make_engine(settings.database_url))
         self.blobs = blobs or open_blob_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url)
-        self.owner = queue.owner_id()
+        self.owner = owner or queue.owner_id()
         self.stopping = threading.Event()
 
     def serve(self, parent_pid: int | None = None) -> None:
@@ -127,14 +133,8 @@ class Worker:
 
     def run_once(self) -> bool:
         """Settle expired leases, then claim and run one job; False when the queue was empty."""
+        reap_lost_jobs(self.sessions)
         with self.sessions() as session:
-            for job_id, status in queue.reap(session):
-                log.warning(
-                    "job %s lost its worker; now %s",
-                    job_id,
-                    status,
-                    extra={"event": "job.worker_lost", "job_id": job_id, "status": status},
-                )
             job = queue.claim(session, self.owner, self.settings.job_lease_s)
         if job is None:
             return False
@@ -149,7 +149,7 @@ class Worker:
             job.kind,
             job.attempts,
             self.owner,
-            extra=_event("job.claimed", job.id, job.kind, attempt=job.attempts, worker=self.owner),
+            extra=job_event("job.claimed", job.id, job.kind, attempt=job.attempts, worker=self.owner),
         )
         with _Lease(self.sessions, job.id, self.owner, self.settings.job_lease_s) as lease:
             attempt = _Attempt(self, job, lease)
@@ -160,7 +160,7 @@ class Worker:
                     "job %s succeeded in %.1f s",
                     job.id,
                     seconds,
-                    extra=_event("job.succeeded", job.id, job.kind, attempt=job.attempts, seconds=seconds),
+                    extra=job_event("job.succeeded", job.id, job.kind, attempt=job.attempts, seconds=seconds),
                 )
                 return
             except runner.JobStopped:
@@ -170,7 +170,7 @@ class Worker:
                 log.warning(
                     "job %s: lease lost before it could finish; another attempt will run it",
                     job.id,
-                    extra=_event("job.lease_lost", job.id, job.kind, attempt=job.attempts),
+                    extra=job_event("job.lease_lost", job.id, job.kind, attempt=job.attempts),
                 )
                 return
             except (runner.JobFailed, ApiError) as exc:
@@ -191,7 +191,7 @@ class Worker:
             log.info(
                 "job %s returned to the queue (worker shutting down)",
                 job.id,
-                extra=_event("job.requeued", job.id, job.kind, attempt=job.attempts),
+                extra=job_event("job.requeued", job.id, job.kind, attempt=job.attempts),
             )
 
     def _end(self, job: JobRow, status: str, error: dict[str, Any] | None = None) -> None:
@@ -204,7 +204,7 @@ class Worker:
                     "job %s: lease lost; its %s outcome is dropped",
                     job.id,
                     status,
-                    extra=_event("job.lease_lost", job.id, job.kind, attempt=job.attempts),
+                    extra=job_event("job.lease_lost", job.id, job.kind, attempt=job.attempts),
                 )
                 return
         log.log(
@@ -213,12 +213,25 @@ class Worker:
             job.id,
             status,
             f": {error['error']}" if error else "",
-            extra=_event(
+            extra=job_event(
                 f"job.{status}", job.id, job.kind, attempt=job.attempts, error_code=error and error.get("code")
             ),
         )
 
 
-def _event(event: str, job_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+def reap_lost_jobs(sessions: sessionmaker[Session]) -> None:
+    """Settle the jobs whose lease expired (their worker is gone), logging each; every
+    executor's claiming loop calls it before it claims."""
+    with sessions() as session:
+        for job_id, status in queue.reap(session):
+            log.warning(
+                "job %s lost its worker; now %s",
+                job_id,
+                status,
+                extra={"event": "job.worker_lost", "job_id": job_id, "status": status},
+            )
+
+
+def job_event(event: str, job_id: str, kind: str, **fields: Any) -> dict[str, Any]:
     """The `extra=` of a job lifecycle log record (see service.logs)."""
     return {"event": event, "job_id": job_id, "kind": kind, **fields}
