@@ -43,9 +43,10 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 
 class Client:
-    def __init__(self, server: str = DEFAULT_SERVER, timeout: float = 120.0) -> None:
+    def __init__(self, server: str = DEFAULT_SERVER, timeout: float = 120.0, api_key: str | None = None) -> None:
         self.server = server.rstrip("/")
-        self.http = httpx.Client(base_url=self.server, timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=self.server, timeout=timeout, headers=headers)
 
     def __enter__(self) -> Client:
         return self

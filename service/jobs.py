@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.auth import Principal
 from service.config import Settings
 from service.errors import ApiError
 from service.job_requests import NewJob
@@ -35,29 +36,51 @@ def _by_key(session: Session, key: str) -> JobRow | None:
     return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
 
 
-def _same_request(job: JobRow, new: NewJob, key: str) -> JobRow:
-    if job.kind != new.kind or job.request != new.request:
+def _same_request(job: JobRow, new: NewJob, key: str, owner: str | None) -> JobRow:
+    if job.kind != new.kind or job.request != new.request or job.owner != owner:
         raise ApiError(
             409,
-            f"{KEY_HEADER} {key!r} was already used for job {job.id} with a different request;"
-            " send a new key for a new job",
+            f"{KEY_HEADER} {key!r} was already used for job {job.id} with a different request (or by another"
+            " owner); send a new key for a new job",
             field=KEY_HEADER,
             code="idempotency_conflict",
         )
     return job
 
 
+def _check_active_jobs(session: Session, key_id: str, settings: Settings) -> None:
+    """429 once the key has max_active_jobs_per_key jobs queued or running. Two submissions racing
+    may both pass: the cap bounds a client's share of the queue, it is no exact count."""
+    active = session.scalar(
+        select(func.count()).select_from(JobRow).where(JobRow.key_id == key_id, JobRow.status.not_in(TERMINAL))
+    )
+    if (active or 0) >= settings.max_active_jobs_per_key:
+        raise ApiError(
+            429,
+            f"API key {key_id} has {active} jobs queued or running, the most this server allows"
+            " (setting WARMZOO_MAX_ACTIVE_JOBS_PER_KEY); wait for one to end or cancel one",
+            code="too_many_active_jobs",
+        )
+
+
 def submit(
-    session: Session, new: NewJob, settings: Settings, idempotency_key: str | None = None
+    session: Session,
+    new: NewJob,
+    settings: Settings,
+    idempotency_key: str | None = None,
+    by: Principal | None = None,
 ) -> tuple[JobRow, bool]:
-    """Queue `new`; with a key already used for the same request, return that job instead.
-    Returns (job, created)."""
+    """Queue `new` for `by` (None: the server itself); with a key already used for the same
+    request, return that job instead. Returns (job, created)."""
+    owner, key_id = (by.owner, by.key_id) if by is not None else (None, None)
     if idempotency_key is not None:
         if not _KEY_RE.fullmatch(idempotency_key):
             raise ApiError(422, f"{KEY_HEADER} must be 1-200 visible ASCII characters", field=KEY_HEADER)
         existing = _by_key(session, idempotency_key)
         if existing is not None:
-            return _same_request(existing, new, idempotency_key), False
+            return _same_request(existing, new, idempotency_key, owner), False
+    if key_id is not None:
+        _check_active_jobs(session, key_id, settings)
     job = JobRow(
         id=str(uuid.uuid4()),
         kind=new.kind,
@@ -65,6 +88,8 @@ def submit(
         request=new.request,
         progress=initial_progress(new.total),
         idempotency_key=idempotency_key,
+        owner=owner,
+        key_id=key_id,
         attempts=0,
         max_attempts=settings.job_max_attempts,
         cancel_requested=False,
@@ -77,7 +102,7 @@ def submit(
         existing = _by_key(session, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
-        return _same_request(existing, new, idempotency_key or ""), False
+        return _same_request(existing, new, idempotency_key or "", owner), False
     return job, True
 
 

@@ -34,25 +34,35 @@ def check_spec(spec: RNNSpec, settings: Settings, field: str = "spec") -> None:
 class BodyTooLarge(HTTPException):
     """An HTTPException, so that FastAPI's body parsing lets it through to the JSON error handler."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body is larger than the {limit}-byte limit (setting WARMZOO_MAX_UPLOAD_BYTES)")
+    def __init__(self, limit: int, setting: str) -> None:
+        super().__init__(413, f"request body is larger than the {limit}-byte limit (setting WARMZOO_{setting.upper()})")
 
 
 class BodySizeLimit:
-    """ASGI middleware refusing request bodies above `max_bytes`: at once when Content-Length
-    says so (nothing is read), else as soon as the received stream passes the limit."""
+    """ASGI middleware refusing request bodies above their limit: at once when Content-Length
+    says so (nothing is read), else as soon as the received stream passes the limit.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Multipart bodies (weight and data uploads) are streamed to a spooled file and get
+    `max_upload_bytes`; every other body (JSON) is parsed whole in memory, many times its size,
+    so it gets the smaller `max_json_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
+        self.max_json_bytes = max_json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            error = BodyTooLarge(self.max_bytes)
+        headers = Headers(scope=scope)
+        if headers.get("content-type", "").lower().startswith("multipart/"):
+            limit, setting = self.max_upload_bytes, "max_upload_bytes"
+        else:
+            limit, setting = self.max_json_bytes, "max_json_bytes"
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            error = BodyTooLarge(limit, setting)
             body = ApiError(413, error.detail, code="content_too_large").body()
             await JSONResponse(body, status_code=413, headers={"Connection": "close"})(scope, receive, send)
             return
@@ -63,8 +73,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit, setting)
             return message
 
         await self.app(scope, limited, send)

@@ -92,6 +92,12 @@ def check_tag(tag: str, field: str = "tag") -> str:
     return _check_pattern(tag, TAG_RE, field, "tag", rule, "invalid_tag")
 
 
+def not_owner(what: str, owner: str | None) -> ApiError:
+    """403 for a change to something of another owner's (see service.auth)."""
+    holder = f"belongs to {owner}" if owner else "has no owner (published with auth off, or a starter)"
+    return ApiError(403, f"{what} {holder}; only its owner or an admin may change it", code="not_owner")
+
+
 def _invalid_weights(exc: WeightsError) -> ApiError:
     return ApiError(422, f"weights: {exc}", field="weights", code="invalid_weights")
 
@@ -182,7 +188,8 @@ class Registry:
         in_transaction: Callable[[VersionRow], None] | None = None,
     ) -> VersionRow:
         """Store the weights and the card, then commit version n+1 of `name` (creating the
-        model on first publish) and move `latest` to it. The description, when given,
+        model on first publish, owned by `owner`) and move `latest` to it. An existing model
+        must already belong to `owner` (403 otherwise: see service.auth). The description, when given,
         replaces the model's; tags are added to the model's. `in_transaction(version)` runs
         just before the commit, in the same transaction (a job records its result there, so a
         retried job never publishes twice); if it raises, nothing is committed."""
@@ -242,6 +249,8 @@ class Registry:
             model = ModelRow(name=name, owner=owner, description=description or "")
             self.session.add(model)
             self.session.flush()
+        elif model.owner != owner:
+            raise not_owner(f"model {name!r}", model.owner)
         elif description is not None:
             model.description = description
         last = self.session.scalar(select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id))

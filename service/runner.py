@@ -178,6 +178,7 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
             seconds=result.seconds,
             libraries=library_versions(),
             base=VersionRef(base["model"], base["version"]) if base else None,
+            owner=request.get("owner"),  # absent from jobs queued before auth existed
             in_transaction=lambda row: ctx.succeed(session, {"model": name, "version": row.number}),
         )
 

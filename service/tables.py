@@ -175,12 +175,14 @@ class FileRow(Base):
 class JobRow(Base):
     """A warm-up, measure or export job; this table is the source of truth for job state.
 
+    `owner` may cancel it; a warm-up's version is published as `request["owner"]`.
+
     Workers claim a queued job by taking a lease (`lease_owner`, `lease_expires_at`);
     an expired lease puts the job back in the queue until `max_attempts` is reached.
     """
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "created_at"),)
+    __table_args__ = (Index("ix_jobs_claim", "status", "created_at"), Index("ix_jobs_key_status", "key_id", "status"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -190,6 +192,8 @@ class JobRow(Base):
     result: Mapped[dict[str, Any] | None]
     error: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    owner: Mapped[str | None] = mapped_column(String(200))  # who submitted it (None: auth off)
+    key_id: Mapped[str | None] = mapped_column(String(16))  # the API key it came with, for the per-key job cap
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=3)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
@@ -212,3 +216,17 @@ class DatasetRow(Base):
     shape: Mapped[list[Any]]
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKeyRow(Base):
+    """An API key: only the sha256 of its secret is stored; `id` is the public part of the key,
+    shown in listings and logs. A revoked key stays listed, refused from the moment of revocation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    scope: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -1,5 +1,5 @@
 """What route handlers get injected: settings, a database session, the blob store, the registry,
-pagination.
+pagination, and who is asking (the principal, its scope checked, its request rate limited).
 
 Everything comes from `app.state`, set up by `service.app.create_app`, so that each app (and
 each test) carries its own configuration.
@@ -11,13 +11,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from service import auth, jobs
+from service.auth import Principal
 from service.blobs import BlobStore
 from service.config import Settings
 from service.errors import ApiError
-from service.registry import MAX_INT, Registry
+from service.ratelimit import rate_limited
+from service.registry import MAX_INT, Registry, check_name
 
 
 def app_settings(request: Request) -> Settings:
@@ -68,3 +73,73 @@ def pagination(
 
 
 PaginationDep = Annotated[Pagination, Depends(pagination)]
+
+
+# Declares the scheme in the OpenAPI document (the "Authorize" button of /docs); the header
+# itself is read below, so that a malformed one is a 401 rather than silently anonymous.
+BEARER = HTTPBearer(auto_error=False, description="An API key from `warmzoo keys create`.")
+
+
+async def principal(
+    request: Request, settings: SettingsDep, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+) -> Principal:
+    """Who sends the request; 401 for a key that is malformed, unknown or revoked. A keyed
+    request reads its key in a session of its own, so that the key check costs one query and
+    anonymous requests none."""
+    if not auth.auth_enabled(settings):
+        return auth.AUTH_OFF
+    header = request.headers.get("authorization")
+    if header is None:
+        return auth.ANONYMOUS
+
+    def lookup() -> Principal:
+        with request.app.state.sessions() as session:
+            return auth.authenticate(session, header)
+
+    return await run_in_threadpool(lookup)
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+async def reader(who: PrincipalDep, settings: SettingsDep) -> Principal:
+    """Anyone, when anonymous reads are allowed; else a key of any scope."""
+    return who if who.scope is None and settings.anonymous_read else auth.require(who, "read")
+
+
+async def writer(who: PrincipalDep) -> Principal:
+    return auth.require(who, "write")
+
+
+WriterDep = Annotated[Principal, Depends(writer)]
+
+
+async def rate_limit(request: Request, who: PrincipalDep) -> None:
+    """429 with Retry-After once the key (or, without one, the client address) is over its rate."""
+    buckets = request.app.state.rate_limits
+    if buckets is None:
+        return
+    identity = f"key {who.key_id}" if who.key_id else f"client {request.client.host if request.client else '?'}"
+    wait = buckets.take(identity)
+    if wait:
+        raise rate_limited(wait, identity)
+
+
+def owned_model(name: str, who: WriterDep, registry: RegistryDep) -> None:
+    """For routes that change model `name`: 404 if there is none, 403 unless `who` owns it."""
+    auth.check_model_owner(who, registry.get_model(name))
+
+
+def owned_job(job_id: str, who: WriterDep, session: SessionDep) -> None:
+    """For routes that change job `job_id`: 404 if there is none, 403 unless `who` owns it."""
+    auth.check_job_owner(who, jobs.get(session, job_id))
+
+
+def publishing_as(name: str, who: WriterDep, registry: RegistryDep) -> str | None:
+    """Whom a version uploaded to `name` is published as; 403 when the name is another's."""
+    return auth.publisher(who, registry.session, check_name(name))
+
+
+OwnedModel = Depends(owned_model)
+OwnedJob = Depends(owned_job)
+PublisherDep = Annotated[str | None, Depends(publishing_as)]

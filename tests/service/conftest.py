@@ -69,13 +69,15 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings with a fresh data dir; on PostgreSQL the shared test database is emptied afterwards."""
+    """Settings with a fresh data dir, auth and rate limits off (test_auth.py and test_quotas.py
+    turn them on); on PostgreSQL the shared test database is emptied afterwards."""
     data_dir = tmp_path_factory.mktemp("data")
+    open_access = {"auth": "off", "rate_limit_per_s": 0}
     if request.param == "sqlite":
-        yield Settings(data_dir=data_dir)
+        yield Settings(data_dir=data_dir, **open_access)
         return
     url = request.getfixturevalue("postgres_url")
-    yield Settings(data_dir=data_dir, database_url=url)
+    yield Settings(data_dir=data_dir, database_url=url, **open_access)
     engine = make_engine(url)
     with engine.begin() as connection:
         tables = ", ".join(table.name for table in Base.metadata.sorted_tables)

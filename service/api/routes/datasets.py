@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
 
 from service import datasets
-from service.api.deps import BlobsDep, PaginationDep, SessionDep, SettingsDep
+from service.api.deps import BlobsDep, PaginationDep, SessionDep, SettingsDep, writer
 from service.api.job_schemas import DatasetOut
 from service.api.schemas import PageOut
 from service.errors import error_responses
@@ -15,7 +15,7 @@ from service.errors import error_responses
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=201, responses=error_responses(413, 422))
+@router.post("", status_code=201, responses=error_responses(413, 422), dependencies=[Depends(writer)])
 def upload_dataset(
     file: Annotated[
         UploadFile, File(description="[sequences, time, features] float: .npy (no pickle) or safetensors.")

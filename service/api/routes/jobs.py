@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from service import jobs
-from service.api.deps import PaginationDep, RegistryDep, SessionDep, SettingsDep
+from service.api.deps import OwnedJob, PaginationDep, RegistryDep, SessionDep, SettingsDep, WriterDep
 from service.api.job_schemas import JobOut, JobStatus
 from service.api.schemas import PageOut
 from service.errors import error_responses
@@ -58,7 +58,9 @@ def get_job(job_id: JobIdPath, session: SessionDep) -> JobOut:
     return JobOut.from_row(jobs.get(session, job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", responses={202: {"model": JobOut}} | error_responses(404, 409))
+@router.post(
+    "/jobs/{job_id}/cancel", responses={202: {"model": JobOut}} | error_responses(404, 409), dependencies=[OwnedJob]
+)
 def cancel_job(job_id: JobIdPath, session: SessionDep, response: Response) -> JobOut:
     """A queued job is canceled at once (200); a running one stops within one step (202: follow it)."""
     job = jobs.cancel(session, job_id)
@@ -109,13 +111,14 @@ def measure_version(
     version: VersionPath,
     registry: RegistryDep,
     settings: SettingsDep,
+    who: WriterDep,
     response: Response,
     idempotency_key: KeyHeader = None,
     body: MeasureIn | None = None,
 ) -> JobOut:
     """Queue a measure job: the exact VAA of the version (n = 32, S = the server's vaa_steps)."""
     new = check_measure(name, version, body or MeasureIn(), settings, registry)
-    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key), response)
+    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key, who), response)
 
 
 @router.post("/models/{name}/versions/{version}/export", status_code=202, responses=JOB_CREATED, tags=["models"])
@@ -124,10 +127,11 @@ def export_version(
     version: VersionPath,
     registry: RegistryDep,
     settings: SettingsDep,
+    who: WriterDep,
     response: Response,
     idempotency_key: KeyHeader = None,
     body: ExportIn | None = None,
 ) -> JobOut:
     """Queue an export job: produce model.onnx and cell.onnx (checked against PyTorch) ahead of downloads."""
     new = check_export(name, version, body or ExportIn(), registry)
-    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key), response)
+    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key, who), response)

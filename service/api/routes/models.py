@@ -11,12 +11,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from models.spec import CellName, RNNSpec
-from service.api.deps import PaginationDep, RegistryDep, SettingsDep
+from service.api.deps import OwnedModel, PaginationDep, PublisherDep, RegistryDep, SettingsDep
 from service.api.schemas import NO_NUL, AliasIn, AliasOut, ModelOut, ModelPatch, PageOut, TagsIn, VersionOut
 from service.blobs import CHUNK
 from service.errors import error_responses, validation_error
 from service.limits import check_spec
-from service.registry import LATEST, MAX_INT, TAG_RE, ModelFilter, Registry, SortKey, check_name, spec_from_weights
+from service.registry import LATEST, MAX_INT, TAG_RE, ModelFilter, Registry, SortKey, spec_from_weights
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -58,7 +58,7 @@ def get_model(name: NamePath, registry: RegistryDep) -> ModelOut:
     return _model_out(registry, name)
 
 
-@router.patch("/{name}", responses=error_responses(404, 422))
+@router.patch("/{name}", responses=error_responses(404, 422), dependencies=[OwnedModel])
 def update_model(name: NamePath, patch: ModelPatch, registry: RegistryDep) -> ModelOut:
     registry.update_description(name, patch.description)
     return _model_out(registry, name)
@@ -81,6 +81,7 @@ def upload_version(
     weights: Annotated[UploadFile, File(description="safetensors file (never pickled formats).")],
     registry: RegistryDep,
     settings: SettingsDep,
+    owner: PublisherDep,
     response: Response,
     spec: Annotated[
         str | None,
@@ -96,12 +97,12 @@ def upload_version(
         ),
     ] = None,
 ) -> VersionOut:
-    """Register uploaded weights as the next version; they can then be warmed up (as `base`) or measured."""
-    check_name(name)
+    """Register uploaded weights as the next version; they can then be warmed up (as `base`) or measured.
+    A new name becomes the uploader's; only its owner (or an admin) adds versions to it."""
     data = weights.file.read()
     parsed = _parse_spec(spec) if spec is not None else spec_from_weights(data)
     check_spec(parsed, settings)
-    version = registry.publish_version(name, parsed, data, description=description)
+    version = registry.publish_version(name, parsed, data, description=description, owner=owner)
     response.headers["Location"] = f"/v1/models/{name}/versions/{version.number}"
     return VersionOut.from_row(version)
 
@@ -121,7 +122,12 @@ FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.get(FILE_PATH, response_class=StreamingResponse, responses=FILE_RESPONSES | error_responses(404, 422))
-@router.head(FILE_PATH, operation_id="head_file", summary="File headers (ETag, size) without the body")
+@router.head(
+    FILE_PATH,
+    operation_id="head_file",
+    summary="File headers (ETag, size) without the body",
+    responses=FILE_RESPONSES | error_responses(404, 422),
+)
 def download_file(
     name: NamePath,
     version: VersionPath,
@@ -159,7 +165,7 @@ def _chunks(registry: Registry, sha256: str) -> Iterator[bytes]:
             yield chunk
 
 
-@router.put("/{name}/aliases/{alias}", responses=error_responses(404, 422))
+@router.put("/{name}/aliases/{alias}", responses=error_responses(404, 422), dependencies=[OwnedModel])
 def set_alias(
     name: NamePath,
     alias: Annotated[str, Path(description="Alias name, starting with a letter.", examples=["prod"])],
@@ -170,19 +176,21 @@ def set_alias(
     return AliasOut.from_row(registry.set_alias(name, alias, body.version))
 
 
-@router.delete("/{name}/aliases/{alias}", status_code=204, responses=error_responses(404, 422))
+@router.delete(
+    "/{name}/aliases/{alias}", status_code=204, responses=error_responses(404, 422), dependencies=[OwnedModel]
+)
 def delete_alias(name: NamePath, alias: str, registry: RegistryDep) -> Response:
     registry.delete_alias(name, alias)
     return Response(status_code=204)
 
 
-@router.post("/{name}/tags", responses=error_responses(404, 422))
+@router.post("/{name}/tags", responses=error_responses(404, 422), dependencies=[OwnedModel])
 def add_tags(name: NamePath, body: TagsIn, registry: RegistryDep) -> ModelOut:
     registry.add_tags(name, body.tags)
     return _model_out(registry, name)
 
 
-@router.delete("/{name}/tags/{tag}", status_code=204, responses=error_responses(404))
+@router.delete("/{name}/tags/{tag}", status_code=204, responses=error_responses(404), dependencies=[OwnedModel])
 def remove_tag(name: NamePath, tag: str, registry: RegistryDep) -> Response:
     registry.remove_tag(name, tag)
     return Response(status_code=204)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from service import jobs
-from service.api.deps import RegistryDep, SettingsDep
+from service.api.deps import RegistryDep, SettingsDep, WriterDep
 from service.api.job_schemas import JobOut
 from service.api.routes.jobs import JOB_CREATED, KeyHeader, accepted
+from service.auth import owned_warmup
 from service.job_requests import WarmupIn, check_warmup
 
 router = APIRouter(prefix="/warmups", tags=["jobs"])
@@ -15,8 +16,14 @@ router = APIRouter(prefix="/warmups", tags=["jobs"])
 
 @router.post("", status_code=202, responses=JOB_CREATED)
 def submit_warmup(
-    body: WarmupIn, registry: RegistryDep, settings: SettingsDep, response: Response, idempotency_key: KeyHeader = None
+    body: WarmupIn,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    who: WriterDep,
+    response: Response,
+    idempotency_key: KeyHeader = None,
 ) -> JobOut:
-    """Check the request (limits, base, data) and queue it; follow the job at the `Location` header."""
-    new = check_warmup(body, settings, registry)
-    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key), response)
+    """Check the request (limits, base, data, who owns the target name) and queue it; follow the
+    job at the `Location` header. The version is published as the model's owner."""
+    new = owned_warmup(who, registry.session, check_warmup(body, settings, registry))
+    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key, who), response)
