@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= ./data
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install serve test test-fast bench lint clean
+.PHONY: install browser serve test test-fast bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,15 +22,24 @@ install: $(STAMP)  ## create .venv and install warmzoo with its test tools
 serve: $(STAMP)  ## run the API, the worker(s) and the starter catalogue on the embedded default
 	$(BIN)/warmzoo serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: $(STAMP)  ## the whole suite (what CI runs)
+browser:  ## Debian's Chromium for the UI tests (tests/ui); installed when missing and run as root
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y --no-install-recommends chromium \
+		|| { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
+	else echo "$(CHROMIUM) is missing: run 'sudo make browser' (the UI tests skip without it)"; fi
+
+test: $(STAMP) browser  ## the whole suite (what CI runs)
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)  ## skip the minutes-long science checks
+test-fast: $(STAMP) browser  ## skip the minutes-long science checks
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)  ## benchmarks: print ratios measured side by side
 	$(BIN)/python bench/warmup_speed.py
 	$(BIN)/python -m bench.inference
+	$(BIN)/python bench/jobs_scale.py
+	$(BIN)/python -m bench.load --clients 32 --seconds 25
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,9 +1,10 @@
 """Inference speed: ONNX Runtime against PyTorch eager, and what the /v2 HTTP path adds.
 
-    python -m bench.inference [--steps 100] [--hidden 256] [--repeats 200]
+    python -m bench.inference [--steps 100] [--hidden 256] [--repeats 200] [--threads 1 2]
 
-Prints figures, asserts nothing. Both engines get one intra-op thread (the service's
-default, WARMZOO_ONNX_THREADS=1), batch 1, 2 layers. The HTTP part runs a real
+Prints figures, asserts nothing. Both engines get the same number of intra-op threads:
+one (the service's default, WARMZOO_ONNX_THREADS=1), then two (this machine's cores);
+batch 1, 2 layers. The HTTP part runs a real
 uvicorn server in a child process on 127.0.0.1 so client and server do not share a GIL.
 """
 
@@ -48,15 +49,16 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def session(path: Path) -> ort.InferenceSession:
+def session(path: Path, threads: int = 1) -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def engines(args: argparse.Namespace, root: Path) -> None:
-    print(f"ONNX Runtime vs PyTorch eager: batch 1, T={args.steps}, hidden {args.hidden}, 2 layers, 1 thread")
+def engines(args: argparse.Namespace, root: Path, threads: int) -> None:
+    torch.set_num_threads(threads)
+    print(f"\nONNX Runtime vs PyTorch eager: batch 1, T={args.steps}, hidden {args.hidden}, 2 layers, {threads} thread(s)")
     print("torch = the network's forward (fused GRU/LSTM kernels; a Python time loop for the other cells);")
     print("step loop = the cell equations stepped one time step at a time from Python (network.step)")
     print(f"{'cell':6} {'torch ms':>9} {'step loop ms':>13} {'ort ms':>9} {'torch/ort':>10} {'loop/ort':>9}")
@@ -69,7 +71,7 @@ def engines(args: argparse.Namespace, root: Path) -> None:
         except ExportError as refused:  # the export's parity check rejected the graph: nothing to time
             print(f"{cell:6} export refused: {refused}")
             continue
-        ort_session = session(path)
+        ort_session = session(path, threads)
         x = np.random.default_rng(0).normal(size=(1, args.steps, 1)).astype(np.float32)
         state = np.zeros((2, 1, spec.state_size), dtype=np.float32)
         xt = torch.from_numpy(x)
@@ -172,10 +174,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        engines(args, Path(tmp))
+        for threads in args.threads:
+            engines(args, Path(tmp), threads)
+        torch.set_num_threads(1)
         http(args, Path(tmp))
 
 

@@ -66,8 +66,11 @@ def _check_against(network: Network, tensors: dict[str, Tensor]) -> None:
             raise WeightsError(
                 f"tensor {name!r} has shape {list(tensor.shape)}, the spec needs {list(reference.shape)}", tensor=name
             )
-        if not tensor.is_floating_point():
-            raise WeightsError(f"tensor {name!r} has dtype {tensor.dtype}, expected a float type", tensor=name)
+        if tensor.dtype != reference.dtype:  # a silent cast would lose precision (float64) or invent it (int)
+            raise WeightsError(
+                f"tensor {name!r} has dtype {tensor.dtype}, the network is {reference.dtype}: convert it first",
+                tensor=name,
+            )
         if not torch.isfinite(tensor).all():
             raise WeightsError(f"tensor {name!r} contains NaN or Inf", tensor=name)
 
@@ -85,7 +88,7 @@ def network_from_weights(data: bytes, spec: RNNSpec | None = None) -> Network:
         raise WeightsError("the file carries no spec in its metadata; pass the spec explicitly")
     network = build_network(spec)  # built once: it is both the reference and the result
     _check_against(network, tensors)
-    network.load_state_dict({name: t.float() for name, t in tensors.items()})
+    network.load_state_dict(tensors)
     return network.eval()
 
 

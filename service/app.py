@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import SessionDep
+from service.api.deps import SessionDep, rate_limit, reader
 from service.api.routes import datasets, inference, jobs, models, warmups
+from service.auth import ApiErrorWithHeaders, on_error_with_headers
 from service.blobs import open_blob_store
 from service.config import Settings, get_settings
 from service.db import make_engine, session_factory, upgrade_database
@@ -19,10 +20,17 @@ from service.errors import error_responses, install_error_handlers
 from service.inference import InferenceService
 from service.limits import BodySizeLimit
 from service.metrics import CONTENT_TYPE_LATEST, Telemetry, TelemetryMiddleware
+from service.ratelimit import TokenBuckets
 from service.sequences import open_sequence_store
 from service.serving import registry_resolver
+from service.ui.router import router as ui_router
 
+GUARD_ERRORS = error_responses(401, 403, 429)
 DESCRIPTION = """A zoo of warmed-up (multistable) recurrent-network initialisations.
+
+Writes (jobs, uploads, aliases, tags) need an API key, sent as `Authorization: Bearer <key>`;
+reads and inference may be anonymous (server setting). Over their rate, clients get a 429
+with `Retry-After`.
 
 Every error body is `{"error": message, "field": dotted.path | null, "code": slug}`.
 Every response carries an `X-Request-ID` header (the client's, or a new one), also found in
@@ -71,14 +79,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.telemetry = Telemetry()  # per app: tests create many apps in one process
+    app.state.rate_limits = (
+        TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst) if settings.rate_limit_per_s else None
+    )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_exception_handler(ApiErrorWithHeaders, on_error_with_headers)
+    app.add_middleware(
+        BodySizeLimit, max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes
+    )
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # added last: outermost
-    app.include_router(models.router, prefix="/v1")
-    app.include_router(warmups.router, prefix="/v1")
-    app.include_router(jobs.router, prefix="/v1")
-    app.include_router(datasets.router, prefix="/v1")
-    app.include_router(inference.router)
+    # every API route reads at least (writes ask for more), and counts against its caller's rate
+    guarded = [Depends(reader), Depends(rate_limit)]
+    for router in (models.router, warmups.router, jobs.router, datasets.router):
+        app.include_router(router, prefix="/v1", dependencies=guarded, responses=GUARD_ERRORS)
+    app.include_router(inference.router, dependencies=guarded, responses=GUARD_ERRORS)
+    app.include_router(ui_router)  # `/` and /ui/static only: never shadows the API
 
     @app.get("/healthz", tags=["health"], responses=error_responses(500))
     def healthz(session: SessionDep) -> dict[str, str]:

@@ -7,28 +7,56 @@ S3 (any S3-compatible store): the bytes are hashed while spooled to a temporary 
 upload is skipped when the object already exists, and every put checks the stored object's
 size and sha256 (kept in its metadata) before returning, so a registry row committed after
 the put never points at a missing or partial object.
+
+Both stores list what they hold (blobs and leftovers of interrupted writes) for `warmzoo fsck`.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 CHUNK = 1024 * 1024
 SPOOL_BYTES = 8 * CHUNK  # an S3 upload larger than this is spooled through a temporary file
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+TEMP_PREFIX = ".incoming-"
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
 class Blob:
     sha256: str
     size: int
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob as listed: `sha256` is the name it is stored under (its content may disagree)."""
+
+    sha256: str
+    size: int
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """What an interrupted write left behind: a local temporary file or an unfinished S3 multipart upload."""
+
+    name: str
+    modified: datetime
+
+
+class BlobStoreFull(OSError):
+    """The store has no space (or quota) left; the write was undone."""
 
 
 class BlobStore(Protocol):
@@ -52,6 +80,16 @@ class BlobStore(Protocol):
         """Remove a blob; absent blobs are not an error."""
         ...
 
+    def list(self) -> Iterator[StoredBlob]:
+        """Every blob stored under a sha256 name, in no particular order."""
+        ...
+
+    def leftovers(self) -> Iterator[Leftover]:
+        """Remains of writes that never finished (a crash mid-put)."""
+        ...
+
+    def remove_leftover(self, name: str) -> None: ...
+
 
 class LocalBlobStore:
     """Blobs in a directory, sharded as `ab/cd/abcd...` to keep directories small."""
@@ -71,7 +109,11 @@ class LocalBlobStore:
     def put_file(self, source: BinaryIO) -> Blob:
         digest = hashlib.sha256()
         size = 0
-        fd, temp_name = tempfile.mkstemp(prefix=".incoming-", dir=self.root)
+        try:
+            fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
+        except OSError as exc:
+            _raise_if_full(exc)
+            raise
         try:
             with os.fdopen(fd, "wb") as temp:
                 while chunk := source.read(CHUNK):
@@ -82,16 +124,19 @@ class LocalBlobStore:
                 os.fsync(temp.fileno())
             blob = Blob(digest.hexdigest(), size)
             target = self.path(blob.sha256)
-            if target.exists():  # same content already stored: keep the old file
+            if target.exists():  # same content already stored: keep the old file, fresh for fsck's grace period
                 os.unlink(temp_name)
+                os.utime(target)
                 return blob
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temp_name, target)
             _fsync_dir(target.parent)
             return blob
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(temp_name):
                 os.unlink(temp_name)
+            if isinstance(exc, OSError):
+                _raise_if_full(exc)
             raise
 
     def open(self, sha256: str) -> BinaryIO:
@@ -114,6 +159,31 @@ class LocalBlobStore:
 
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
+
+    def list(self) -> Iterator[StoredBlob]:
+        for path in self.root.glob("??/??/*"):
+            if _SHA256.fullmatch(path.name) and path.is_file():
+                stat = path.stat()
+                yield StoredBlob(path.name, stat.st_size, _utc(stat.st_mtime))
+
+    def leftovers(self) -> Iterator[Leftover]:
+        for path in self.root.glob(f"{TEMP_PREFIX}*"):
+            yield Leftover(path.name, _utc(path.stat().st_mtime))
+
+    def remove_leftover(self, name: str) -> None:
+        if not name.startswith(TEMP_PREFIX) or "/" in name:
+            raise KeyError(f"not a temporary file of this store: {name!r}")
+        (self.root / name).unlink(missing_ok=True)
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _raise_if_full(exc: OSError) -> None:
+    if exc.errno in _FULL:
+        where = exc.filename or "its directory"
+        raise BlobStoreFull(exc.errno, f"{os.strerror(exc.errno)} (blob store at {where})") from exc
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -226,6 +296,25 @@ class S3BlobStore:
 
     def delete(self, sha256: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))  # absent: S3 answers 204 too
+
+    def list(self) -> Iterator[StoredBlob]:
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                if _SHA256.fullmatch(name) and item["Key"] == self.key(name):
+                    yield StoredBlob(name, int(item["Size"]), item["LastModified"].astimezone(UTC))
+
+    def leftovers(self) -> Iterator[Leftover]:
+        """Unfinished multipart uploads (they hold storage until aborted), named `key|upload id`."""
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                yield Leftover(f"{upload['Key']}|{upload['UploadId']}", upload["Initiated"].astimezone(UTC))
+
+    def remove_leftover(self, name: str) -> None:
+        key, _, upload_id = name.partition("|")
+        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
 
 def _not_found(exc: Exception) -> bool:

@@ -6,13 +6,16 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.spec import ARMS, CELLS, TASK_INPUT_SIZES
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from service.client import Client
     from service.config import Settings
 
@@ -143,12 +146,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.auth import resolve_auth
     from service.db import upgrade_database
     from service.executor import make_executor
     from service.starter import seed_starter_catalogue
 
     settings = _settings(args)
     level = _log_to_stderr(settings, args.log_level)
+    settings = resolve_auth(settings, args.host)  # after the logging set-up: "auth is OFF" must be seen
     upgrade_database(settings)
     # uvicorn re-raises the SIGTERM it shut down on; exiting through `finally` stops the workers too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -194,6 +199,116 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _database(args: argparse.Namespace) -> Iterator[Session]:
+    """A session on the migrated registry database of --data-dir / WARMZOO_*, no server needed."""
+    from service.db import make_engine, session_factory, upgrade_database
+
+    settings = _settings(args)
+    upgrade_database(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    """Print a new key on stdout (for `$(...)`); it is not stored, so it is shown only now."""
+    from service.auth import create_key
+
+    with _database(args) as session:
+        try:
+            row, key = create_key(session, args.owner, args.scope)
+        except ValueError as exc:  # an owner name out of the allowed characters
+            print(f"warmzoo keys create: {exc}", file=sys.stderr)
+            return 1
+    print(key)
+    print(f"key {row.id} ({row.scope}) for {row.owner}: store it now, it is not shown again", file=sys.stderr)
+    return 0
+
+
+def _keys_ls(args: argparse.Namespace) -> int:
+    from service.auth import list_keys
+
+    with _database(args) as session:
+        rows = [
+            (k.id, k.owner, k.scope, f"{k.created_at:%Y-%m-%d %H:%M}", "revoked" if k.revoked_at else "active")
+            for k in list_keys(session)
+        ]
+    print(_table(("ID", "OWNER", "SCOPE", "CREATED", "STATUS"), rows))
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from service.auth import revoke_key
+
+    with _database(args) as session:
+        try:
+            row = revoke_key(session, args.id)
+        except LookupError as exc:
+            print(f"warmzoo keys revoke: {exc}", file=sys.stderr)
+            return 1
+    print(f"key {row.id} of {row.owner} is revoked")
+    return 0
+
+
+def _add_keys(sub: argparse._SubParsersAction) -> None:
+    from service.auth import SCOPES
+
+    keys = sub.add_parser("keys", help="API keys: create (shown once), ls, revoke").add_subparsers(
+        dest="keys_command", required=True
+    )
+    p = keys.add_parser("create", help="make a key and print it (only its hash is stored)")
+    p.add_argument("--owner", required=True, help="who the key acts for; the models it publishes are theirs")
+    p.add_argument("--scope", choices=SCOPES, required=True, help="read < write (jobs, uploads) < admin (any model)")
+    _add_data_dir(p)
+    p.set_defaults(func=_keys_create)
+    p = keys.add_parser("ls", help="list keys (id, owner, scope, status; never the keys)")
+    _add_data_dir(p)
+    p.set_defaults(func=_keys_ls)
+    p = keys.add_parser("revoke", help="refuse a key from now on")
+    p.add_argument("id", help="the key's id (`keys ls`; the part after `wz_`)")
+    _add_data_dir(p)
+    p.set_defaults(func=_keys_revoke)
+
+
+def _fsck(args: argparse.Namespace) -> int:
+    """Report (and with --repair fix) rows without blobs, corrupt or orphan blobs, crash leftovers;
+    exit 1 while anything is left unresolved."""
+    from datetime import timedelta
+
+    from service.blobs import open_blob_store
+    from service.fsck import fsck
+
+    settings = _settings(args)
+    blobs = open_blob_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url)
+    with _database(args) as session:
+        report = fsck(session, blobs, repair=args.repair, grace=timedelta(seconds=args.grace_s))
+    for finding in report.findings:
+        print(finding.line())
+    repaired = len(report.findings) - len(report.unresolved)
+    print(
+        f"checked {report.blobs} blobs and {report.rows} rows: {len(report.findings)} problems,"
+        f" {repaired} repaired, {len(report.unresolved)} unresolved"
+    )
+    return 1 if report.unresolved else 0
+
+
+def _add_fsck(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fsck", help="check the registry's rows against its blob store (and repair)")
+    p.add_argument("--repair", action="store_true", help="fix what can be fixed (docs/usage.md says how)")
+    p.add_argument(
+        "--grace-s",
+        type=float,
+        default=3600,
+        help="orphan blobs and temporary files younger than this are left alone: a write may be in flight",
+    )
+    _add_data_dir(p)
+    p.set_defaults(func=_fsck)
+
+
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="embedded registry directory (default ./data, or WARMZOO_DATA_DIR)")
 
@@ -235,7 +350,7 @@ FORMATS = {
 def _client(args: argparse.Namespace) -> Client:
     from service.client import Client
 
-    return Client(args.server)
+    return Client(args.server, api_key=args.api_key)
 
 
 def _warmup_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -379,6 +494,11 @@ def _add_client_verbs(sub: argparse._SubParsersAction) -> None:
 
     server = argparse.ArgumentParser(add_help=False)
     server.add_argument("--server", default=os.environ.get("WARMZOO_SERVER", DEFAULT_SERVER), help="warmzoo server URL")
+    server.add_argument(
+        "--api-key",
+        default=os.environ.get("WARMZOO_API_KEY"),
+        help="API key (default WARMZOO_API_KEY, which keeps it out of the process list)",
+    )
 
     p = sub.add_parser("submit", parents=[server], help="warm up on a server and follow the job")
     _add_warmup_args(p, required=False)
@@ -485,6 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_warmup(sub)
     _add_reproduce(sub)
     _add_server_verbs(sub)
+    _add_keys(sub)
+    _add_fsck(sub)
     _add_client_verbs(sub)
     return parser
 

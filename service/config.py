@@ -33,8 +33,15 @@ class Settings(BaseSettings):
     s3_endpoint_url: str = Field(
         "", description="Endpoint of an S3-compatible store for an s3:// blob_store; default AWS_ENDPOINT_URL, else AWS."
     )
-    # Only the embedded shape exists so far: other values are refused at start-up, not ignored.
-    executor: Literal["embedded"] = Field("embedded", description="Where warm-up jobs run.")
+    executor: Literal["embedded", "ray"] = Field(
+        "embedded", description="Where jobs run: worker processes started by `serve`, or tasks on a Ray cluster."
+    )
+    ray_address: str = Field(
+        "", description="Ray cluster of executor=ray (ray://host:10001 or host:port); default RAY_ADDRESS, else local."
+    )
+    ray_max_tasks: int | None = Field(
+        None, ge=1, description="Jobs one server keeps on the Ray cluster at once; None = its GPUs, else its CPUs."
+    )
     sequence_store: Literal["memory", "redis"] = Field(
         "memory", description="Where streaming-sequence state lives: this process, or Redis (shared by replicas)."
     )
@@ -49,8 +56,29 @@ class Settings(BaseSettings):
         1024, ge=1, description="Concurrent streaming sequences held by one server (by all replicas, on Redis)."
     )
 
+    # Who may do what (service.auth). "auto" is resolved by `warmzoo serve`: off when bound to a
+    # loopback address, else on; an app built by create_app() treats an unresolved "auto" as on.
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto", description="Require API keys: on, off, or auto (serve: off on loopback only; elsewhere on)."
+    )
+    anonymous_read: bool = Field(
+        True, description="With auth on, reading the zoo and inference need no key (writes always do)."
+    )
+    rate_limit_per_s: float = Field(
+        100.0, ge=0, description="Requests per second per API key (per client IP without one); 0 turns it off."
+    )
+    rate_limit_burst: int = Field(
+        200, ge=1, description="Requests a key or IP may send at once before the rate applies."
+    )
+    max_active_jobs_per_key: int = Field(8, ge=1, description="Queued plus running jobs one API key may have at once.")
+
     # Limits, checked before any work starts so that a bad request costs nothing.
-    max_upload_bytes: int = Field(256 * MiB, ge=1, description="Largest HTTP request body (uploads included).")
+    max_upload_bytes: int = Field(
+        256 * MiB, ge=1, description="Largest multipart request body (weight and data set uploads)."
+    )
+    max_json_bytes: int = Field(
+        16 * MiB, ge=1, description="Largest request body of any other kind (JSON: job requests, inference)."
+    )
     max_hidden_size: int = Field(4096, ge=1, description="Largest spec.hidden_size accepted.")
     max_layers: int = Field(16, ge=1, description="Largest spec.num_layers accepted.")
     max_input_size: int = Field(4096, ge=1, description="Largest spec.input_size accepted.")

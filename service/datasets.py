@@ -9,6 +9,7 @@ one the user can compute.
 from __future__ import annotations
 
 import io
+import re
 import uuid
 
 import numpy as np
@@ -26,10 +27,12 @@ from service.tables import DatasetRow
 
 NPY_MAGIC = b"\x93NUMPY"
 FIELD = "file"
+# A label, never a path: no separators or control characters, so no client can mistake it for one.
+LABEL_RE = re.compile(r"[^/\\\x00-\x1f\x7f]{1,200}")
 
 
 def _invalid(message: str) -> ApiError:
-    return ApiError(422, message, field=FIELD, code="invalid_dataset")
+    return ApiError(422, f"{FIELD}: {message}", field=FIELD, code="invalid_dataset")
 
 
 def _read_npy(data: bytes) -> Tensor:
@@ -86,8 +89,21 @@ def check_limits(shape: list[int], settings: Settings) -> None:
             )
 
 
+def check_label(name: str) -> str:
+    if not LABEL_RE.fullmatch(name) or name in (".", ".."):
+        raise ApiError(
+            422,
+            f"name {name!r} is not a valid data set name: 1-200 characters without '/', '\\' or control"
+            " characters (without `name`, the uploaded file's name is used)",
+            field="name",
+            code="invalid_name",
+        )
+    return name
+
+
 def store(session: Session, blobs: BlobStore, settings: Settings, data: bytes, name: str) -> DatasetRow:
     """Check an upload and register it; nothing is stored when it is rejected."""
+    check_label(name)
     shape = list(parse_inputs(data).shape)
     check_limits(shape, settings)
     blob = blobs.put_bytes(data)

@@ -15,9 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
+from service.blobs import BlobStoreFull
 from service.logs import request_id
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,10 @@ _CODES = {
     422: "validation_error",
     500: "internal",
     503: "unavailable",
+    507: "storage_full",
 }
+DATABASE_RETRY_AFTER_S = 5
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for a body it cannot decode
 
 
 def _slug(status: int) -> str:
@@ -107,6 +111,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         message = str(exc.detail)
+        if exc.status_code == 400:
+            # Only body parsing raises a bare 400 (FastAPI for undecodable JSON, Starlette for broken
+            # multipart; the service's own 400s are ApiErrors): a 422 like a JSON syntax error.
+            content_type = (request.headers.get("content-type") or "no content type").split(";")[0]
+            detail = "" if exc.detail == BODY_PARSE_ERROR else f" ({str(exc.detail).rstrip('.')})"
+            message = (
+                f"request body cannot be parsed as {content_type}{detail}:"
+                " send UTF-8 JSON, or a well-formed multipart/form-data upload"
+            )
+            return await on_api_error(request, ApiError(422, message, code="invalid_body"))
         if exc.status_code == 404 and exc.detail == "Not Found":
             message = f"no route {request.method} {request.url.path}; see /docs for the API"
         elif exc.status_code == 405:
@@ -119,6 +133,22 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
         message = "a value in the request cannot be stored or compared (out of range, or a NUL character)"
         return await on_api_error(request, ApiError(422, message, code="invalid_value"))
+
+    async def on_database_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        # OperationalError: connection refused or lost, server shutting down, SQLite file unreadable or
+        # locked too long. The pool reconnects on the next request (pre-ping), so this passes on its own.
+        assert isinstance(exc, DBAPIError)
+        if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+            return await on_unexpected(request, exc)
+        log.error("database unreachable on %s %s: %s", request.method, request.url.path, exc.orig)
+        message = f"the registry database is unreachable; retry in a few seconds ({type(exc.orig).__name__})"
+        error = ApiError(503, message, code="database_unavailable")
+        return JSONResponse(error.body(), status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+    async def on_storage_full(request: Request, exc: Exception) -> JSONResponse:
+        log.error("blob store full on %s %s: %s", request.method, request.url.path, exc)
+        message = f"the blob store has no space left ({exc}); nothing was stored, retry once space is freed"
+        return await on_api_error(request, ApiError(507, message, code="storage_full"))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -133,4 +163,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(DataError, on_data_error)
+    app.add_exception_handler(DBAPIError, on_database_unreachable)
+    app.add_exception_handler(BlobStoreFull, on_storage_full)
     app.add_exception_handler(Exception, on_unexpected)

@@ -347,7 +347,8 @@ def _inputs(
         raise ApiError(
             400,
             f"input 'input' has batch x time = {batch * time_steps} steps; at most {max_batch_time} fit in one "
-            "request: split the time axis into chunks of a sequence (parameters.sequence_id)",
+            "request (setting WARMZOO_MAX_BATCH_TIME): split the time axis into chunks of a sequence "
+            "(parameters.sequence_id)",
             field=f"inputs[{i}].shape",
             code="invalid_input",
         )

@@ -133,7 +133,7 @@ def test_app_serves_files_and_inference_from_s3(
     s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WARMZOO_BLOB_STORE", f"s3://{s3_bucket}/zoo")
-    settings = Settings(data_dir=tmp_path, starter_catalogue=False)  # the rest from the environment
+    settings = Settings(data_dir=tmp_path, starter_catalogue=False, auth="off")  # the rest from the environment
     with TestClient(create_app(settings)) as client:
         store = client.app.state.blobs  # type: ignore[attr-defined]
         assert isinstance(store, S3BlobStore) and store.bucket == s3_bucket

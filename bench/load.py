@@ -1,0 +1,212 @@
+"""Load: many concurrent clients against a real `warmzoo serve` on loopback, for a bounded time.
+
+    python -m bench.load [--clients 32] [--processes 4] [--seconds 25] [--url http://127.0.0.1:8000]
+
+Without --url it starts `warmzoo serve` (one worker, fresh data dir, rate limit off: every
+client shares 127.0.0.1) on a free port, uploads a small GRU (2 x 64) and drives it; with --url
+it uses that server's `--model` (which must exist; warm-up submissions need write access).
+
+Each client loops over a weighted mix: OIP inference (batch 1, 16 steps), model search,
+version metadata, a weights download. One more client submits a tiny warm-up job every
+second. The clients are spread over a few processes: one asyncio loop driving 32 clients
+adds its own queueing to the tail it measures. Prints requests/s, p50 and p99 latency and
+errors per kind; asserts nothing. On a 2-core box the clients, the API and the worker share
+the cores, so the figures include client-side scheduling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from models.network import build_network
+from models.spec import RNNSpec
+from models.weights import weights_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = RNNSpec(cell="gru", input_size=1, hidden_size=64, num_layers=2, output_size=1)
+TIME_STEPS = 16
+MIX = {"infer": 0.80, "search": 0.08, "version": 0.05, "download": 0.07}  # per client; plus 1 warm-up/s
+Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def local_server() -> Iterator[str]:
+    """`warmzoo serve` on a fresh data dir and a free port, stopped (SIGTERM) afterwards."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "WARMZOO_WORKERS": "1",
+        "WARMZOO_STARTER_CATALOGUE": "false",
+        "WARMZOO_RATE_LIMIT_PER_S": "0",
+        "WARMZOO_VAA_STEPS": "50",
+        "WARMZOO_VAA_REPEATS": "1",
+        "WARMZOO_LOG_LEVEL": "warning",
+        "OMP_NUM_THREADS": "1",
+    }
+    with tempfile.TemporaryDirectory() as data_dir:
+        command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--data-dir", data_dir]
+        with open(Path(data_dir) / "server.log", "wb") as log:
+            server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if server.poll() is not None:
+                    sys.exit(f"warmzoo serve exited:\n{(Path(data_dir) / 'server.log').read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{url}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    sys.exit("warmzoo serve did not start within 90 s")
+                time.sleep(0.2)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def publish(url: str, model: str) -> None:
+    weights = weights_bytes(build_network(SPEC, seed=0))
+    answer = httpx.post(f"{url}/v1/models/{model}/versions", files={"weights": ("w.safetensors", weights)})
+    answer.raise_for_status()
+    ready = httpx.get(f"{url}/v2/models/{model}/ready", timeout=120)  # exports and loads the ONNX session
+    ready.raise_for_status()
+
+
+def requests(model: str) -> dict[str, Request]:
+    x = np.random.default_rng(0).standard_normal((1, TIME_STEPS, SPEC.input_size)).astype(np.float32)
+    infer = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+    warmup = {
+        "name": "load-warmup",
+        "spec": {"cell": "gru", "input_size": 1, "hidden_size": 4},
+        "data": {"task": "copy_first_input", "seq_length": 12, "num_samples": 16},
+        "warmup": {"steps": 2, "batch_size": 8},
+        "device": "cpu",
+    }
+    return {
+        "infer": lambda http: http.post(f"/v2/models/{model}/versions/1/infer", json=infer),
+        "search": lambda http: http.get("/v1/models", params={"cell": "gru", "limit": 20}),
+        "version": lambda http: http.get(f"/v1/models/{model}/versions/1"),
+        "download": lambda http: http.get(f"/v1/models/{model}/versions/1/files/weights.safetensors"),
+        "warmup": lambda http: http.post("/v1/warmups", json=warmup),
+    }
+
+
+Results = tuple[dict[str, list[float]], dict[str, int]]
+
+
+async def drive(url: str, model: str, clients: int, seconds: float, submit: bool) -> Results:
+    """Latencies (s) and error counts per kind, from `clients` looping clients (and, if `submit`,
+    one job submitter)."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    calls = requests(model)
+    kinds, weights = list(MIX), list(MIX.values())
+    stop = time.monotonic() + seconds
+
+    async def timed(http: httpx.AsyncClient, kind: str) -> None:
+        start = time.perf_counter()
+        try:
+            answer = await calls[kind](http)
+            ok = answer.status_code < 400
+        except httpx.HTTPError:
+            ok = False
+        latencies[kind].append(time.perf_counter() - start)
+        errors[kind] += not ok
+
+    async def client(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < stop:
+            await timed(http, rng.choices(kinds, weights)[0])
+
+    async def submitter() -> None:
+        while submit and time.monotonic() < stop:
+            await timed(http, "warmup")
+            await asyncio.sleep(1.0)
+
+    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        await asyncio.gather(submitter(), *(client(i) for i in range(clients)))
+    return dict(latencies), dict(errors)
+
+
+def _drive_process(args: tuple[str, str, int, float, bool]) -> Results:
+    return asyncio.run(drive(*args))
+
+
+def drive_processes(url: str, model: str, clients: int, processes: int, seconds: float) -> Results:
+    """`drive` in `processes` processes sharing `clients` between them; their results merged."""
+    shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+    jobs = [(url, model, share, seconds, i == 0) for i, share in enumerate(shares)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(_drive_process, jobs)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    for part_latencies, part_errors in results:
+        for kind, values in part_latencies.items():
+            latencies[kind] += values
+        for kind, count in part_errors.items():
+            errors[kind] += count
+    return latencies, errors
+
+
+def report(latencies: dict[str, list[float]], errors: dict[str, int], seconds: float, clients: int) -> None:
+    total = sum(len(v) for v in latencies.values())
+    print(f"{clients} clients (+1 submitting warm-ups) for {seconds:.0f} s: {total} requests,"
+          f" {total / seconds:.0f} req/s, {sum(errors.values())} errors")  # fmt: skip
+    print("| kind | requests | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|")
+    for kind in [*MIX, "warmup"]:
+        values = np.asarray(latencies.get(kind, [float("nan")])) * 1000
+        print(
+            f"| {kind} | {len(latencies.get(kind, []))} | {len(latencies.get(kind, [])) / seconds:.0f} |"
+            f" {np.percentile(values, 50):.1f} | {np.percentile(values, 99):.1f} | {errors.get(kind, 0)} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--processes", type=int, default=4, help="client processes the clients are spread over")
+    parser.add_argument("--seconds", type=float, default=25)
+    parser.add_argument("--url", help="an already running server (default: start one)")
+    parser.add_argument("--model", default="load-gru", help="with --url: a model of that server")
+    args = parser.parse_args()
+    with local_server() if args.url is None else _attached(args.url) as url:
+        if args.url is None:
+            publish(url, args.model)
+        latencies, errors = drive_processes(url, args.model, args.clients, args.processes, args.seconds)
+    report(latencies, errors, args.seconds, args.clients)
+
+
+@contextmanager
+def _attached(url: str) -> Iterator[str]:
+    yield url.rstrip("/")
+
+
+if __name__ == "__main__":
+    main()
