@@ -4,15 +4,16 @@
 
 Prints figures, asserts nothing. Both engines get the same number of intra-op threads:
 one (the service's default, WARMZOO_ONNX_THREADS=1), then two (this machine's cores);
-batch 1, 2 layers. The HTTP part runs a real
-uvicorn server in a child process on 127.0.0.1 so client and server do not share a GIL.
+batch 1, 2 layers. The HTTP part runs a real `warmzoo serve` on 127.0.0.1 (its own
+process: client and server do not share a GIL) and times two clients: httpx, and the
+standard library's leaner http.client, which shows how much of a round trip is the client's.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import socket
+import http.client
+import json
 import statistics
 import tempfile
 import time
@@ -24,11 +25,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from bench.server import local_server, publish
 from models.export import ExportError, export_onnx
 from models.network import build_network
 from models.spec import CELLS, RNNSpec
-from service.inference import InferenceService, ServedModel
-from service.oip import InferenceRequest
 
 
 def timings(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 5) -> dict[str, list[float]]:
@@ -49,11 +49,11 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def session(path: Path, threads: int = 1) -> ort.InferenceSession:
+def session(model: Path | bytes, threads: int = 1) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options, providers=["CPUExecutionProvider"])
 
 
 def engines(args: argparse.Namespace, root: Path, threads: int) -> None:
@@ -97,76 +97,54 @@ def engines(args: argparse.Namespace, root: Path, threads: int) -> None:
         )
 
 
-def _serve(path: Path, spec: RNNSpec, port: int) -> None:
-    """The child process: a minimal app with the inference router over one model."""
-    import uvicorn
-    from fastapi import FastAPI
-
-    from service.api.routes.inference import router
-    from service.errors import install_error_handlers
-
-    served = ServedModel(name="bench", version=1, spec=spec, onnx_path=path)
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(router)
-    app.state.inference = InferenceService(lambda name, version: served)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(args: argparse.Namespace, root: Path) -> None:
+def through_server(args: argparse.Namespace) -> None:
+    """A real `warmzoo serve` (every middleware, the auth and rate-limit guards, the registry
+    resolver) against ONNX Runtime called directly on the same graph and input."""
     spec = RNNSpec(cell="gru", input_size=1, hidden_size=args.hidden, num_layers=2, output_size=1)
-    path = root / "http.onnx"
-    path.write_bytes(export_onnx(build_network(spec, seed=0))[0])
     x = np.random.default_rng(0).normal(size=(1, args.steps, 1)).astype(np.float32)
     body = {"id": "bench", "inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+    raw = json.dumps(body).encode()
+    path = "/v2/models/bench/versions/1/infer"
 
-    served = ServedModel(name="bench", version=1, spec=spec, onnx_path=path)
-    plane = InferenceService(lambda name, version: served)
-    request = InferenceRequest.model_validate(body)
-    direct = session(path)
-    state = np.zeros((2, 1, spec.state_size), dtype=np.float32)
+    with local_server() as url:
+        publish(url, "bench", spec)
+        onnx_bytes = httpx.get(f"{url}/v1/models/bench/versions/1/files/model.onnx").content
+        direct = session(onnx_bytes)
+        state = np.zeros((2, 1, spec.state_size), dtype=np.float32)
+        host, port = url.removeprefix("http://").split(":")
+        lean = http.client.HTTPConnection(host, int(port))  # keep-alive, as httpx's pool
 
-    port = free_port()
-    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(path, spec, port), daemon=True)
-    server.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            for _ in range(600):  # wait for the server to listen
-                try:
-                    client.get("/v2/health/ready")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+        def with_httpx(client: httpx.Client) -> object:
+            response = client.post(path, content=raw, headers={"Content-Type": "application/json"})
+            response.raise_for_status()
+            return response.json()
 
-            def round_trip() -> object:
-                response = client.post("/v2/models/bench/infer", json=body)
-                response.raise_for_status()
-                return response.json()
+        def with_stdlib() -> object:
+            lean.request("POST", path, body=raw, headers={"Content-Type": "application/json"})
+            response = lean.getresponse()
+            assert response.status == 200, response.read()
+            return json.loads(response.read())
 
+        with httpx.Client(base_url=url, timeout=30) as client:
             calls = {
-                "/v2 infer, HTTP round trip": round_trip,
-                "InferenceService.infer, in process": lambda: plane.infer("bench", None, request),
+                "/v2 infer, httpx client": lambda: with_httpx(client),
+                "/v2 infer, http.client (stdlib)": with_stdlib,
+                "GET /v2/health/live, httpx client": lambda: client.get("/v2/health/live"),
                 "ONNX Runtime session.run": lambda: direct.run(None, {"input": x, "state": state}),
             }
             # One path at a time, as a server sees a stream of requests: interleaved, the
             # client's own ONNX Runtime runs would evict the server's weights from the caches.
             rows = {name: timings({name: call}, args.repeats, warmup=20)[name] for name, call in calls.items()}
-    finally:
-        server.terminate()
-        server.join()
+        lean.close()
 
-    print(f"\nLatency, gru, batch 1, T={args.steps}, hidden {args.hidden}, 2 layers ({args.repeats} requests)")
+    print(f"\nLatency through `warmzoo serve`, gru, batch 1, T={args.steps}, hidden {args.hidden}, 2 layers ({args.repeats} requests)")
     print(f"{'path':38} {'p50 ms':>8} {'p99 ms':>8}")
     for name, values in rows.items():
         print(f"{name:38} {1e3 * percentile(values, 50):8.3f} {1e3 * percentile(values, 99):8.3f}")
-    base, trip = (percentile(rows[k], 50) for k in ("ONNX Runtime session.run", "/v2 infer, HTTP round trip"))
-    print(f"HTTP round trip / direct call at p50: {trip / base:.2f} (+{1e3 * (trip - base):.3f} ms)")
+    base = percentile(rows["ONNX Runtime session.run"], 50)
+    for name in ("/v2 infer, httpx client", "/v2 infer, http.client (stdlib)"):
+        trip = percentile(rows[name], 50)
+        print(f"{name}: HTTP adds {1e3 * (trip - base):.3f} ms at p50 ({trip / base:.2f}x the direct call)")
 
 
 def main() -> None:
@@ -179,8 +157,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for threads in args.threads:
             engines(args, Path(tmp), threads)
-        torch.set_num_threads(1)
-        http(args, Path(tmp))
+    torch.set_num_threads(1)
+    through_server(args)
 
 
 if __name__ == "__main__":

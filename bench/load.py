@@ -19,82 +19,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import random
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import numpy as np
 
-from models.network import build_network
+from bench.server import local_server, publish
 from models.spec import RNNSpec
-from models.weights import weights_bytes
-
-ROOT = Path(__file__).resolve().parents[1]
 SPEC = RNNSpec(cell="gru", input_size=1, hidden_size=64, num_layers=2, output_size=1)
 TIME_STEPS = 16
 MIX = {"infer": 0.80, "search": 0.08, "version": 0.05, "download": 0.07}  # per client; plus 1 warm-up/s
 Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def local_server() -> Iterator[str]:
-    """`warmzoo serve` on a fresh data dir and a free port, stopped (SIGTERM) afterwards."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "WARMZOO_WORKERS": "1",
-        "WARMZOO_STARTER_CATALOGUE": "false",
-        "WARMZOO_RATE_LIMIT_PER_S": "0",
-        "WARMZOO_VAA_STEPS": "50",
-        "WARMZOO_VAA_REPEATS": "1",
-        "WARMZOO_LOG_LEVEL": "warning",
-        "OMP_NUM_THREADS": "1",
-    }
-    with tempfile.TemporaryDirectory() as data_dir:
-        command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--data-dir", data_dir]
-        with open(Path(data_dir) / "server.log", "wb") as log:
-            server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                if server.poll() is not None:
-                    sys.exit(f"warmzoo serve exited:\n{(Path(data_dir) / 'server.log').read_text()[-3000:]}")
-                try:
-                    if httpx.get(f"{url}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    sys.exit("warmzoo serve did not start within 90 s")
-                time.sleep(0.2)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
-
-
-def publish(url: str, model: str) -> None:
-    weights = weights_bytes(build_network(SPEC, seed=0))
-    answer = httpx.post(f"{url}/v1/models/{model}/versions", files={"weights": ("w.safetensors", weights)})
-    answer.raise_for_status()
-    ready = httpx.get(f"{url}/v2/models/{model}/ready", timeout=120)  # exports and loads the ONNX session
-    ready.raise_for_status()
 
 
 def requests(model: str) -> dict[str, Request]:
@@ -198,7 +137,7 @@ def main() -> None:
     args = parser.parse_args()
     with local_server() if args.url is None else _attached(args.url) as url:
         if args.url is None:
-            publish(url, args.model)
+            publish(url, args.model, SPEC)
         latencies, errors = drive_processes(url, args.model, args.clients, args.processes, args.seconds)
     report(latencies, errors, args.seconds, args.clients)
 

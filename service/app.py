@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import SessionDep, rate_limit, reader
 from service.api.routes import datasets, inference, jobs, models, warmups
-from service.auth import ApiErrorWithHeaders, on_error_with_headers
 from service.blobs import open_blob_store
 from service.config import Settings, get_settings
 from service.db import make_engine, session_factory, upgrade_database
@@ -25,7 +24,7 @@ from service.sequences import open_sequence_store
 from service.serving import registry_resolver
 from service.ui.router import router as ui_router
 
-GUARD_ERRORS = error_responses(401, 403, 429)
+GUARD_ERRORS = error_responses(401, 403, 429, 503)  # any API route: key, scope, rate, database down
 DESCRIPTION = """A zoo of warmed-up (multistable) recurrent-network initialisations.
 
 Writes (jobs, uploads, aliases, tags) need an API key, sent as `Authorization: Bearer <key>`;
@@ -83,7 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst) if settings.rate_limit_per_s else None
     )
     install_error_handlers(app)
-    app.add_exception_handler(ApiErrorWithHeaders, on_error_with_headers)
     app.add_middleware(
         BodySizeLimit, max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes
     )
@@ -93,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (models.router, warmups.router, jobs.router, datasets.router):
         app.include_router(router, prefix="/v1", dependencies=guarded, responses=GUARD_ERRORS)
     app.include_router(inference.router, dependencies=guarded, responses=GUARD_ERRORS)
+    app.include_router(inference.health)  # load balancers and orchestrators probe without a key
     app.include_router(ui_router)  # `/` and /ui/static only: never shadows the API
 
     @app.get("/healthz", tags=["health"], responses=error_responses(500))

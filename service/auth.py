@@ -22,8 +22,6 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -59,24 +57,10 @@ ANONYMOUS = Principal(owner=None, scope=None)
 AUTH_OFF = Principal(owner=None, scope="admin")
 
 
-class ApiErrorWithHeaders(ApiError):
-    """An ApiError that needs response headers (`WWW-Authenticate`, `Retry-After`): the
-    project's ApiError handler sends the body only, `on_error_with_headers` sends both."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str], code: str) -> None:
-        super().__init__(status, message, field=None, code=code)
-        self.headers = headers
-
-
-async def on_error_with_headers(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiErrorWithHeaders)
-    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-
-def unauthorized(message: str, code: str, invalid: bool = False) -> ApiErrorWithHeaders:
+def unauthorized(message: str, code: str, invalid: bool = False) -> ApiError:
     """401: no usable key. RFC 6750: `error="invalid_token"` when a key was sent but refused."""
     challenge = f'{REALM}, error="invalid_token"' if invalid else REALM
-    return ApiErrorWithHeaders(401, message, {"WWW-Authenticate": challenge}, code)
+    return ApiError(401, message, code=code, headers={"WWW-Authenticate": challenge})
 
 
 def auth_enabled(settings: Settings) -> bool:

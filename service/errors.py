@@ -35,12 +35,20 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """An expected failure with its HTTP status; raised by the service layer and the routes."""
 
-    def __init__(self, status: int, message: str, field: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.code = code or _slug(status)
+        self.headers = headers  # e.g. WWW-Authenticate on a 401, Retry-After on a 429 or 503
 
     def body(self) -> dict[str, Any]:
         return ErrorBody(error=self.message, field=self.field, code=self.code).model_dump()
@@ -102,7 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -142,8 +150,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return await on_unexpected(request, exc)
         log.error("database unreachable on %s %s: %s", request.method, request.url.path, exc.orig)
         message = f"the registry database is unreachable; retry in a few seconds ({type(exc.orig).__name__})"
-        error = ApiError(503, message, code="database_unavailable")
-        return JSONResponse(error.body(), status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+        retry = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        return await on_api_error(request, ApiError(503, message, code="database_unavailable", headers=retry))
 
     async def on_storage_full(request: Request, exc: Exception) -> JSONResponse:
         log.error("blob store full on %s %s: %s", request.method, request.url.path, exc)

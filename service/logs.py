@@ -26,7 +26,8 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 """The id of the HTTP request being served (set by the metrics middleware), or None."""
 
 # Attributes every LogRecord has: anything else on a record came from `extra=` and is logged.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}  # uvicorn's
+# Also skipped: uvicorn's `color_message`, and the stamp Ray's record factory adds after ray.init.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message", "_ray_timestamp_ns"}
 _MAX_REQUEST_ID = 200
 
 

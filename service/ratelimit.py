@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from service.auth import ApiErrorWithHeaders
+from service.errors import ApiError
 
 PRUNE_ABOVE = 10_000  # buckets kept before full (idle) ones are dropped: memory stays bounded
 
@@ -55,13 +55,13 @@ class TokenBuckets:
             del self._buckets[key]
 
 
-def rate_limited(wait_s: float, identity: str) -> ApiErrorWithHeaders:
+def rate_limited(wait_s: float, identity: str) -> ApiError:
     """429 with `Retry-After` in whole seconds (at least 1, as the header allows no fractions)."""
     retry_after = max(1, math.ceil(wait_s))
-    return ApiErrorWithHeaders(
+    return ApiError(
         429,
         f"too many requests from {identity}; retry in {retry_after} s"
         " (settings WARMZOO_RATE_LIMIT_PER_S and WARMZOO_RATE_LIMIT_BURST)",
-        {"Retry-After": str(retry_after)},
-        "rate_limited",
+        code="rate_limited",
+        headers={"Retry-After": str(retry_after)},
     )

@@ -210,7 +210,8 @@ def test_without_anonymous_reads_every_request_needs_a_key(secure: Settings, key
         for path in ("/v1/models", "/v1/jobs", "/v1/datasets", "/v2/models/x"):
             refused(api.get(path), 401, "no_key")
         assert api.get("/v1/models", headers=bearer(keys["carol"])).status_code == 200
-        assert api.get("/healthz").status_code == 200  # the probe stays open
+        for probe in ("/healthz", "/v2/health/live", "/v2/health/ready"):  # probes stay open
+            assert api.get(probe).status_code == 200
 
 
 def test_with_auth_off_no_key_is_needed_and_none_is_checked(settings: Settings) -> None:

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from models.export import export_onnx
 from models.network import build_network
 from models.spec import RNNSpec
-from service.api.routes.inference import router
+from service.api.routes.inference import health, router
 from service.errors import ApiError, install_error_handlers
 from service.inference import InferenceService, ServedModel
 from service.oip import InferenceRequest, RequestInput
@@ -96,6 +96,7 @@ def client(service: InferenceService) -> TestClient:
     app = FastAPI(version="9.9.9")
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(health)
     app.state.inference = service
     return TestClient(app)
 

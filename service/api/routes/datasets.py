@@ -15,7 +15,7 @@ from service.errors import error_responses
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=201, responses=error_responses(413, 422), dependencies=[Depends(writer)])
+@router.post("", status_code=201, responses=error_responses(413, 422, 507), dependencies=[Depends(writer)])
 def upload_dataset(
     file: Annotated[
         UploadFile, File(description="[sequences, time, features] float: .npy (no pickle) or safetensors.")

@@ -8,6 +8,7 @@ stays on the version it started on).
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -25,7 +26,9 @@ from service.oip import (
     ServerReady,
 )
 
-router = APIRouter(prefix="/v2", tags=["inference (Open Inference Protocol v2)"])
+TAGS: list[str | Enum] = ["inference (Open Inference Protocol v2)"]
+health = APIRouter(prefix="/v2", tags=TAGS)  # probes: open to all, whatever the auth settings
+router = APIRouter(prefix="/v2", tags=TAGS)
 
 
 def _inference(request: Request) -> InferenceService:
@@ -36,12 +39,12 @@ Inference = Annotated[InferenceService, Depends(_inference)]
 InferBody = Annotated[InferenceRequest, Body(openapi_examples=INFER_EXAMPLES)]
 
 
-@router.get("/health/live")
+@health.get("/health/live")
 async def server_live() -> ServerLive:
     return ServerLive(live=True)
 
 
-@router.get("/health/ready")
+@health.get("/health/ready")
 async def server_ready() -> ServerReady:
     return ServerReady(ready=True)
 

@@ -75,7 +75,7 @@ def get_version(name: NamePath, version: VersionPath, registry: RegistryDep) -> 
     return VersionOut.from_row(registry.resolve(name, version))
 
 
-@router.post("/{name}/versions", status_code=201, responses=error_responses(409, 413, 422))
+@router.post("/{name}/versions", status_code=201, responses=error_responses(409, 413, 422, 507))
 def upload_version(
     name: NamePath,
     weights: Annotated[UploadFile, File(description="safetensors file (never pickled formats).")],
