@@ -88,9 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # added last: outermost
     # every API route reads at least (writes ask for more), and counts against its caller's rate
     guarded = [Depends(reader), Depends(rate_limit)]
+    # Routes are matched in order: inference, the hot path, first.
+    app.include_router(inference.router, dependencies=guarded, responses=GUARD_ERRORS)
     for router in (models.router, warmups.router, jobs.router, datasets.router):
         app.include_router(router, prefix="/v1", dependencies=guarded, responses=GUARD_ERRORS)
-    app.include_router(inference.router, dependencies=guarded, responses=GUARD_ERRORS)
     app.include_router(inference.health)  # load balancers and orchestrators probe without a key
     app.include_router(ui_router)  # `/` and /ui/static only: never shadows the API
 

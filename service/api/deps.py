@@ -2,7 +2,8 @@
 pagination, and who is asking (the principal, its scope checked, its request rate limited).
 
 Everything comes from `app.state`, set up by `service.app.create_app`, so that each app (and
-each test) carries its own configuration.
+each test) carries its own configuration. A dependency that does no I/O is `async def`: FastAPI
+runs a plain `def` one in its threadpool, a thread hop per dependency per request.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from service.ratelimit import rate_limited
 from service.registry import MAX_INT, Registry, check_name
 
 
-def app_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -35,7 +36,7 @@ def db_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def blob_store(request: Request) -> BlobStore:
+async def blob_store(request: Request) -> BlobStore:
     return request.app.state.blobs
 
 
@@ -44,7 +45,7 @@ SessionDep = Annotated[Session, Depends(db_session)]
 BlobsDep = Annotated[BlobStore, Depends(blob_store)]
 
 
-def registry(session: SessionDep, blobs: BlobsDep) -> Registry:
+async def registry(session: SessionDep, blobs: BlobsDep) -> Registry:
     return Registry(session, blobs)
 
 
@@ -57,7 +58,7 @@ class Pagination:
     offset: int
 
 
-def pagination(
+async def pagination(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, description="Items per page (at most the server's max_page_size).")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_INT, description="Items to skip.")] = 0,

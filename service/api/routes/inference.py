@@ -31,7 +31,7 @@ health = APIRouter(prefix="/v2", tags=TAGS)  # probes: open to all, whatever the
 router = APIRouter(prefix="/v2", tags=TAGS)
 
 
-def _inference(request: Request) -> InferenceService:
+async def _inference(request: Request) -> InferenceService:
     return request.app.state.inference
 
 
