@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import migrations
 from service.config import Settings
 
+SQLITE_POOL_SIZE = 20  # about the requests one process serves at once (the threadpool has 40 threads)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_LOCK_KEY = 0x7761726D7A6F6F  # "warmzoo": one PostgreSQL advisory lock for all replicas
 
@@ -28,7 +29,11 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=SQLITE_POOL_SIZE,  # kept open: a new connection costs a file open and three pragmas
+    )
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

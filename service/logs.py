@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import uuid
+import random
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -29,6 +29,7 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Also skipped: uvicorn's `color_message`, and the stamp Ray's record factory adds after ray.init.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message", "_ray_timestamp_ns"}
 _MAX_REQUEST_ID = 200
+_ids = random.Random()  # seeded from os.urandom once
 
 
 class JsonFormatter(logging.Formatter):
@@ -75,4 +76,6 @@ def valid_request_id(value: str | None) -> str:
     else a fresh one: a request id ends up in every log line, so it must not inject anything."""
     if value and len(value) <= _MAX_REQUEST_ID and value.isascii() and value.isprintable():
         return value
-    return uuid.uuid4().hex
+    # Not uuid4: its os.urandom releases the GIL, and under load the event loop then waits up to
+    # a switch interval to get it back from the threadpool. An id need not be unpredictable.
+    return f"{_ids.getrandbits(128):032x}"

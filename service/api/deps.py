@@ -8,7 +8,7 @@ runs a plain `def` one in its threadpool, a thread hop per dependency per reques
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -30,8 +30,10 @@ async def app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def db_session(request: Request) -> Iterator[Session]:
-    """One session per request, closed (and rolled back if uncommitted) afterwards."""
+async def db_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request, closed (and rolled back if uncommitted) afterwards. Opening one
+    does no I/O, and closing one returns its connection to the pool (at most a ROLLBACK): cheaper
+    on the event loop than the two thread hops of a plain generator."""
     with request.app.state.sessions() as session:
         yield session
 
