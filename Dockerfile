@@ -13,12 +13,12 @@ ENV PATH=/opt/warmzoo/bin:$PATH
 WORKDIR /app
 # The CUDA wheel of the same torch release first, so the project's pin is already met.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY models ./models
 COPY service ./service
 COPY migrations ./migrations
 # With Ray: the same image runs `ray start` on the Ray head and GPU workers.
-RUN pip install '.[ray]'
+RUN pip install --constraint constraints.txt '.[ray]'
 
 VOLUME /data
 EXPOSE 8000

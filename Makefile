@@ -8,13 +8,14 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install browser serve test test-fast bench lint clean
+.PHONY: install browser serve test test-fast bench constraints audit clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch==2.13.0 is the CPU build (a CUDA build belongs in the Dockerfile only)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# torch==2.13.0 is the CPU build (a CUDA build belongs in the Dockerfile only); every other
+	# dependency at the version constraints.txt pins
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install warmzoo with its test tools
@@ -41,5 +42,16 @@ bench: $(STAMP)  ## benchmarks: print ratios measured side by side
 	$(BIN)/python bench/jobs_scale.py
 	$(BIN)/python -m bench.load --clients 32 --seconds 25
 
+constraints:  ## re-pin constraints.txt to the newest releases pyproject.toml allows (then: make test)
+	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
+	.venv-pin/bin/python -m pip install --quiet -e '.[test]'
+	{ sed -n '/^#/p' constraints.txt; .venv-pin/bin/python -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .venv-pin
+
+audit: $(STAMP)  ## known vulnerabilities of the pinned dependencies (pip-audit asks PyPI's advisories)
+	$(BIN)/python -m pip install --quiet 'pip-audit>=2.7'
+	# --strict: a package that could not be checked fails the audit instead of passing silently
+	$(BIN)/pip-audit --requirement constraints.txt --no-deps --disable-pip --strict --progress-spinner off
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-pin build *.egg-info .pytest_cache
