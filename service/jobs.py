@@ -28,8 +28,20 @@ KEY_HEADER = "Idempotency-Key"
 _KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII, as in HTTP header tokens
 
 
+CURVE_POINTS = 512  # most [step, VAA*] pairs a job's progress carries, however long the warm-up
+
+
 def initial_progress(total: int) -> dict[str, Any]:
-    return {"step": 0, "total": total, "vaa_star": None}
+    return {"step": 0, "total": total, "vaa_star": None, "vaa_star_curve": []}
+
+
+def thinned(curve: list[tuple[int, float]], limit: int = CURVE_POINTS) -> list[tuple[int, float]]:
+    """At most `limit` points of `curve`, evenly spaced, always ending at its last point: the
+    progress of a 100 000-step warm-up stays as small as that of a 500-step one."""
+    if not curve:
+        return []
+    stride = -(-len(curve) // limit)  # ceil
+    return curve[len(curve) - 1 :: -stride][::-1]
 
 
 def _by_key(session: Session, key: str) -> JobRow | None:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import queue, runner
+from service import jobs, queue, runner
 from service.blobs import BlobStore, open_blob_store
 from service.config import Settings
 from service.db import make_engine, session_factory
@@ -69,6 +69,7 @@ class _Attempt:
         self.settings, self.sessions, self.blobs = worker.settings, worker.sessions, worker.blobs
         self.worker, self.job_id, self.kind, self.lease = worker, job.id, job.kind, lease
         self._last_write = 0.0
+        self._curve: list[tuple[int, float]] = []  # every step's VAA*; the progress carries it thinned
 
     def progress(self, step: int, total: int, vaa_star: float | None = None) -> None:
         if step % PROGRESS_LOG_EVERY == 0 or step == total:
@@ -79,14 +80,15 @@ class _Attempt:
                 total,
                 extra=job_event("job.progress", self.job_id, self.kind, step=step, total=total, vaa_star=vaa_star),
             )
+        if vaa_star is not None:
+            self._curve.append((step, vaa_star))
         now = time.monotonic()
         if step < total and now - self._last_write < PROGRESS_INTERVAL_S:
             return
         self._last_write = now
+        progress = {"step": step, "total": total, "vaa_star": vaa_star, "vaa_star_curve": jobs.thinned(self._curve)}
         with self.sessions() as session:
-            queue.report_progress(
-                session, self.job_id, self.worker.owner, {"step": step, "total": total, "vaa_star": vaa_star}
-            )
+            queue.report_progress(session, self.job_id, self.worker.owner, progress)
 
     def cancel_requested(self) -> bool:
         with self.sessions() as session:

@@ -16,6 +16,11 @@ class ProgressOut(BaseModel):
     step: int = Field(description="Units done: warm-up steps, VAA estimates or files.")
     total: int
     vaa_star: float | None = Field(None, description="Mean VAA* over the layers at the last warm-up step.")
+    vaa_star_curve: list[tuple[int, float]] = Field(
+        default_factory=list,
+        description="[step, VAA*] of the warm-up so far: every step, or at most 512 evenly spaced ones "
+        "ending at the last (a page that opens mid-job draws the whole curve).",
+    )
 
 
 class JobOut(BaseModel):

@@ -55,7 +55,7 @@ def test_submit_returns_202_with_the_job_and_its_location(api: TestClient) -> No
     job = answer.json()
     assert answer.headers["location"] == f"/v1/jobs/{job['id']}"
     assert (job["kind"], job["status"], job["result"], job["error"]) == ("warmup", "queued", None, None)
-    assert job["progress"] == {"step": 0, "total": 2, "vaa_star": None}
+    assert job["progress"] == {"step": 0, "total": 2, "vaa_star": None, "vaa_star_curve": []}
     assert job["request"]["warmup"]["learning_rate"] == 0.01 and job["request"]["seed"] == 0  # defaults filled in
     assert api.get(answer.headers["location"]).json()["id"] == job["id"]
 

@@ -97,13 +97,16 @@ def test_a_warmup_job_publishes_a_measured_version(
 ) -> None:
     job_id = submit(sessions, blobs, job_settings, warmup_body(steps=3))
     queued = job(sessions, job_id)
-    assert (queued.status, queued.progress) == ("queued", {"step": 0, "total": 3, "vaa_star": None})
+    assert queued.status == "queued"
+    assert queued.progress == {"step": 0, "total": 3, "vaa_star": None, "vaa_star_curve": []}
 
     assert worker.run_once()
     done = job(sessions, job_id)
     assert done.status == "succeeded", done.error
     assert done.result == {"model": "tiny", "version": 1}
     assert done.progress is not None and done.progress["step"] == 3 and done.progress["vaa_star"] is not None
+    assert [step for step, _ in done.progress["vaa_star_curve"]] == [1, 2, 3]  # every step, however fast
+    assert done.progress["vaa_star_curve"][-1][1] == done.progress["vaa_star"]
     assert done.lease_owner is None and done.finished_at is not None and done.attempts == 1
     with sessions() as session:
         version = Registry(session, blobs).resolve("tiny", 1)
@@ -113,6 +116,15 @@ def test_a_warmup_job_publishes_a_measured_version(
         assert version.seed == 1 and version.device == "cpu" and version.task == "copy_first_input"
         assert set(version.libraries or {}) >= {"torch", "onnx", "onnxruntime", "warmzoo"}
     assert not worker.run_once()  # the queue is empty
+
+
+def test_the_progress_curve_stays_small_and_ends_at_the_last_step() -> None:
+    curve = [(step, step / 1000) for step in range(1, 100_001)]
+    kept = jobs.thinned(curve)
+    assert len(kept) <= jobs.CURVE_POINTS and kept[-1] == curve[-1] and kept[0][0] <= 200
+    steps = [step for step, _ in kept]
+    assert len({b - a for a, b in zip(steps, steps[1:])}) == 1  # evenly spaced
+    assert jobs.thinned(curve[:10]) == curve[:10] and jobs.thinned([]) == []
 
 
 def test_a_warmup_from_a_base_records_its_lineage(

@@ -168,7 +168,7 @@ def test_cancel_removes_a_ray_task_still_waiting_for_a_cpu(zoo: Zoo, ray_module:
         done = zoo.ended(job_id)
     finally:
         remove_placement_group(everything)
-    assert done.status == "canceled" and done.progress == {"step": 0, "total": 3, "vaa_star": None}
+    assert done.status == "canceled" and done.progress == {"step": 0, "total": 3, "vaa_star": None, "vaa_star_curve": []}
 
 
 def test_a_killed_ray_worker_means_one_retry_and_one_version(zoo: Zoo) -> None:

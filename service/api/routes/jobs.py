@@ -98,7 +98,7 @@ async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
     | error_responses(404),
 )
 def job_events(job_id: JobIdPath, session: SessionDep, request: Request) -> StreamingResponse:
-    """Server-sent events: `progress` (`{step, total, vaa_star}`) as the job advances and
+    """Server-sent events: `progress` (`{step, total, vaa_star, vaa_star_curve}`) as the job advances and
     `status` (the whole job) when its state changes; the stream closes once the job has ended."""
     jobs.get(session, job_id)  # a 404 before the stream starts
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -48,7 +48,9 @@ export async function render(main, [id]) {
       tenth = done;
       announce.textContent = `${done * 10}% done: step ${p.step} of ${p.total}`;
     }
-    if (p.vaa_star != null && p.step > (points.at(-1)?.[0] ?? 0)) points.push([p.step, p.vaa_star]);
+    // The progress carries the curve so far (thinned on long runs): a page opened mid-job draws it all.
+    if (p.vaa_star_curve?.length) points.splice(0, points.length, ...p.vaa_star_curve);
+    else if (p.vaa_star != null && p.step > (points.at(-1)?.[0] ?? 0)) points.push([p.step, p.vaa_star]);
     if (job.kind === "warmup") drawCurve({ label: "VAA*", points }, p.total);
   }
 
