@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import io
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,18 +97,20 @@ def _addcmul(g: Any, tensor: Any, tensor1: Any, tensor2: Any, value: Any) -> Any
 
 
 SYMBOLICS = {"aten::lerp": _lerp, "aten::addcmul": _addcmul}
+_EXPORTING = threading.Lock()  # the exporter's symbolic registry is process-wide (the server exports in threads)
 
 
 @contextmanager
 def _lean_symbolics() -> Iterator[None]:
     """Export the BRC cells' fused ops as the few nodes they need, for this export only."""
-    for name, function in SYMBOLICS.items():
-        torch.onnx.register_custom_op_symbolic(name, function, OPSET)
-    try:
-        yield
-    finally:
-        for name in SYMBOLICS:
-            torch.onnx.unregister_custom_op_symbolic(name, OPSET)
+    with _EXPORTING:
+        for name, function in SYMBOLICS.items():
+            torch.onnx.register_custom_op_symbolic(name, function, OPSET)
+        try:
+            yield
+        finally:
+            for name in SYMBOLICS:
+                torch.onnx.unregister_custom_op_symbolic(name, OPSET)
 
 
 def _trace(
