@@ -32,10 +32,17 @@ async def app_settings(request: Request) -> Settings:
 
 async def db_session(request: Request) -> AsyncIterator[Session]:
     """One session per request, closed (and rolled back if uncommitted) afterwards. Opening one
-    does no I/O, and closing one returns its connection to the pool (at most a ROLLBACK): cheaper
-    on the event loop than the two thread hops of a plain generator."""
-    with request.app.state.sessions() as session:
+    does no I/O, so it happens on the event loop (a plain generator would cost a thread hop);
+    closing one that holds a connection sends a ROLLBACK, which must not stall the loop when the
+    database hangs, so that happens in the threadpool."""
+    session: Session = request.app.state.sessions()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 async def blob_store(request: Request) -> BlobStore:
