@@ -21,7 +21,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from models.spec import RNNSpec
 from models.weights import WeightsError, metadata_spec, network_from_weights, read_safetensors, weights_bytes
@@ -293,16 +293,12 @@ class Registry:
 
     def resolve(self, name: str, version: int | str, fields: tuple[str, str] = ("name", "version")) -> VersionRow:
         """A version by number (`3`, `"3"`) or alias (`"latest"`); `fields` name the inputs in errors."""
-        model = self.get_model(name, fields[0])
         field = fields[1]
         if isinstance(version, int) or re.fullmatch(r"[0-9]+", version):
             number = int(version)
-            row = None
-            if number <= MAX_INT:
-                row = self.session.scalar(
-                    select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.number == number)
-                )
-            if row is None:
+            row = self._numbered(name, number) if NAME_RE.fullmatch(name) and number <= MAX_INT else None
+            if row is None:  # the slow path of a 404: which of the two is missing
+                model = self.get_model(name, fields[0])
                 last = self.session.scalar(select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id))
                 raise ApiError(
                     404,
@@ -311,6 +307,7 @@ class Registry:
                     code="version_not_found",
                 )
             return row
+        model = self.get_model(name, fields[0])
         check_alias(version, field)
         alias = self._alias(model, version)
         if alias is None:
@@ -322,6 +319,19 @@ class Registry:
                 code="alias_not_found",
             )
         return alias.version
+
+    def _numbered(self, name: str, number: int) -> VersionRow | None:
+        """Version `number` of model `name` with what a version's JSON shows (its model's tags and
+        aliases, its files) loaded up front: four queries where loading on access took nine."""
+        model = contains_eager(VersionRow.model)
+        return self.session.scalar(
+            select(VersionRow)
+            .join(VersionRow.model)
+            .where(ModelRow.name == name, VersionRow.number == number)
+            .options(
+                model.selectinload(ModelRow.tags), model.selectinload(ModelRow.aliases), selectinload(VersionRow.files)
+            )
+        )
 
     def _alias(self, model: ModelRow, alias: str) -> AliasRow | None:
         return self.session.scalar(select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.name == alias))
