@@ -15,10 +15,8 @@ import argparse
 import http.client
 import json
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -27,7 +25,7 @@ import torch
 
 from bench.server import local_server, publish
 from models.export import ExportError, export_onnx
-from models.network import build_network
+from models.network import Network, build_network
 from models.spec import CELLS, RNNSpec
 
 
@@ -49,31 +47,36 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def session(model: Path | bytes, threads: int = 1) -> ort.InferenceSession:
+def session(model: bytes, threads: int = 1) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def engines(args: argparse.Namespace, root: Path, threads: int) -> None:
+def exported(args: argparse.Namespace) -> dict[str, tuple[Network, bytes]]:
+    """Each cell's network and its model.onnx, exported (and parity-checked) once for every thread count."""
+    graphs = {}
+    for cell in CELLS:
+        spec = RNNSpec(cell=cell, input_size=1, hidden_size=args.hidden, num_layers=2, output_size=1)
+        network = build_network(spec, seed=0).eval()
+        try:
+            graphs[cell] = network, export_onnx(network)[0]
+        except ExportError as refused:  # the export's parity check rejected the graph: nothing to time
+            print(f"{cell:6} export refused: {refused}")
+    return graphs
+
+
+def engines(args: argparse.Namespace, graphs: dict[str, tuple[Network, bytes]], threads: int) -> None:
     torch.set_num_threads(threads)
     print(f"\nONNX Runtime vs PyTorch eager: batch 1, T={args.steps}, hidden {args.hidden}, 2 layers, {threads} thread(s)")
     print("torch = the network's forward (fused GRU/LSTM kernels; a Python time loop for the other cells);")
     print("step loop = the cell equations stepped one time step at a time from Python (network.step)")
     print(f"{'cell':6} {'torch ms':>9} {'step loop ms':>13} {'ort ms':>9} {'torch/ort':>10} {'loop/ort':>9}")
-    for cell in CELLS:
-        spec = RNNSpec(cell=cell, input_size=1, hidden_size=args.hidden, num_layers=2, output_size=1)
-        network = build_network(spec, seed=0).eval()
-        path = root / f"{cell}.onnx"
-        try:
-            path.write_bytes(export_onnx(network)[0])
-        except ExportError as refused:  # the export's parity check rejected the graph: nothing to time
-            print(f"{cell:6} export refused: {refused}")
-            continue
-        ort_session = session(path, threads)
+    for cell, (network, graph) in graphs.items():
+        ort_session = session(graph, threads)
         x = np.random.default_rng(0).normal(size=(1, args.steps, 1)).astype(np.float32)
-        state = np.zeros((2, 1, spec.state_size), dtype=np.float32)
+        state = np.zeros((2, 1, network.spec.state_size), dtype=np.float32)
         xt = torch.from_numpy(x)
 
         def eager() -> object:
@@ -154,9 +157,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        for threads in args.threads:
-            engines(args, Path(tmp), threads)
+    graphs = exported(args)
+    for threads in args.threads:
+        engines(args, graphs, threads)
     torch.set_num_threads(1)
     through_server(args)
 
