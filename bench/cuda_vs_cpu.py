@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from models.device import resolve_device
 from models.network import build_network
 from models.spec import RNNSpec
 from models.tasks import make_task
@@ -28,7 +29,7 @@ from models.warmup import WarmupConfig, warmup
 def run(device: str, args: argparse.Namespace) -> tuple[float, float, float, float]:
     """(VAA before, VAA after, warm-up seconds, measure seconds) on `device`."""
     spec = RNNSpec(cell="gru", input_size=1, hidden_size=args.hidden, num_layers=2, output_size=1)
-    network = build_network(spec, seed=0).to(device)
+    network = build_network(spec, seed=0).to(resolve_device(device))
     data = make_task("copy_first_input", args.seq_length, args.num_samples, seed=0).inputs.to(device)
     before = measure_vaa(network, data, steps=args.vaa_steps)[0]
     result = warmup(network, data, WarmupConfig(steps=args.steps), seed=0)

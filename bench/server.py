@@ -28,8 +28,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_server() -> Iterator[str]:
-    """`warmzoo serve` on a fresh data dir and a free port, stopped (SIGTERM) afterwards."""
+def local_server(**overrides: str) -> Iterator[str]:
+    """`warmzoo serve` on a fresh data dir and a free port, stopped (SIGTERM) afterwards;
+    `overrides` replace environment variables of the defaults below."""
     port = free_port()
     env = {
         **os.environ,
@@ -40,6 +41,7 @@ def local_server() -> Iterator[str]:
         "WARMZOO_VAA_REPEATS": "1",
         "WARMZOO_LOG_LEVEL": "warning",
         "OMP_NUM_THREADS": "1",
+        **overrides,
     }
     with tempfile.TemporaryDirectory() as data_dir:
         command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--data-dir", data_dir]

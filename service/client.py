@@ -67,6 +67,9 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._request("POST", "/v1/warmups", json=body, headers=headers)
 
+    def submit_measure(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/v1/models/{name}/versions/{version}/measure", json=body)
+
     def job(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}")
 
