@@ -60,6 +60,16 @@ def test_loop_cells_project_outside_the_time_loop(double: bool) -> None:
         assert not {"MatMul", "Gemm", "Where"} & {n.op_type for n in body.node}
 
 
+@pytest.mark.parametrize("double", [False, True])
+def test_lstm_cells_run_on_the_onnx_lstm_op(double: bool) -> None:
+    """One ONNX LSTM node per cell and no Scan: the native op was the fastest LSTM graph
+    measured (see _native_sequence), so a hand-built loop must not creep back in."""
+    data, _ = export_onnx(_net("lstm", double), "model")
+    ops = [n.op_type for n in onnx.load_from_string(data).graph.node]
+    assert ops.count("LSTM") == (4 if double else 2)  # a double layer is two cells of H/2
+    assert "Scan" not in ops and "Loop" not in ops
+
+
 def test_streaming_through_the_cell_graph_equals_the_sequence() -> None:
     net = _net("brc", double=True)
     cell, _ = export_onnx(net, "cell")
