@@ -29,17 +29,23 @@ from models.network import Network, build_network
 from models.spec import CELLS, RNNSpec
 
 
-def timings(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 5) -> dict[str, list[float]]:
-    """Wall seconds of each call, `repeats` times, the calls interleaved so that machine noise hits all alike."""
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
+def timings(
+    calls: dict[str, Callable[[], object]], repeats: int, rounds: int = 4, warmup: int = 5
+) -> dict[str, list[float]]:
+    """Wall seconds of each call, `repeats` times: in `rounds` blocks of consecutive calls per
+    path, the paths taking turns block by block, so that machine noise hits all alike. Blocks,
+    not alternate calls: an engine's threads spin for a while after each call (ONNX Runtime's
+    pool, torch's OpenMP team) and took a core from the other engine's next call, which
+    made torch's LSTM 1.9x slower (6.66 against 3.51 ms, 2 threads) and the ratios flattering."""
     out: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
+    for _ in range(rounds):
         for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            out[name].append(time.perf_counter() - start)
+            for _ in range(warmup):
+                call()
+            for _ in range(max(1, repeats // rounds)):
+                start = time.perf_counter()
+                call()
+                out[name].append(time.perf_counter() - start)
     return out
 
 
@@ -135,9 +141,9 @@ def through_server(args: argparse.Namespace) -> None:
                 "GET /v2/health/live, httpx client": lambda: client.get("/v2/health/live"),
                 "ONNX Runtime session.run": lambda: direct.run(None, {"input": x, "state": state}),
             }
-            # One path at a time, as a server sees a stream of requests: interleaved, the
-            # client's own ONNX Runtime runs would evict the server's weights from the caches.
-            rows = {name: timings({name: call}, args.repeats, warmup=20)[name] for name, call in calls.items()}
+            # In blocks, as a server sees a stream of requests: interleaved, the client's own
+            # ONNX Runtime runs would evict the server's weights from the caches.
+            rows = timings(calls, args.repeats, warmup=20)
         lean.close()
 
     print(f"\nLatency through `warmzoo serve`, gru, batch 1, T={args.steps}, hidden {args.hidden}, 2 layers ({args.repeats} requests)")
