@@ -149,6 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
     from service.auth import resolve_auth
     from service.db import upgrade_database
     from service.executor import make_executor
+    from service.gc_pauses import freeze_long_lived
     from service.starter import seed_starter_catalogue
 
     settings = _settings(args)
@@ -157,6 +158,8 @@ def _serve(args: argparse.Namespace) -> int:
     upgrade_database(settings)
     # uvicorn re-raises the SIGTERM it shut down on; exiting through `finally` stops the workers too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = create_app(settings)
+    freeze_long_lived()  # every module the server needs is imported by now
     executor = make_executor(settings)
     executor.start()
     try:
@@ -164,7 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
             threading.Thread(target=seed_starter_catalogue, args=(settings,), name="starter", daemon=True).start()
         # log_config None: uvicorn's own records go through the JSON handler; the app writes the access log
         uvicorn.run(
-            create_app(settings), host=args.host, port=args.port, log_level=level, log_config=None, access_log=False
+            app, host=args.host, port=args.port, log_level=level, log_config=None, access_log=False
         )
     finally:
         executor.stop()

@@ -26,6 +26,7 @@ import onnxruntime as ort
 
 from models.spec import RNNSpec
 from service.errors import ApiError
+from service.gc_pauses import freeze_long_lived
 from service.oip import (
     InferenceRequest,
     InferenceResponse,
@@ -239,6 +240,7 @@ class InferenceService:
             self._sessions.move_to_end(key)
             while len(self._sessions) > self._cache_size:
                 self._sessions.popitem(last=False)
+        freeze_long_lived()  # the session, and the exporter's modules if it just ran, stay loaded
         return loaded
 
     def _open(self, served: ServedModel) -> _Loaded:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -151,6 +152,16 @@ def test_model_metadata_marks_dynamic_dimensions(client: TestClient) -> None:
     }
     assert {t["datatype"] for t in body["inputs"] + body["outputs"]} == {"FP32"}
     assert client.get("/v2/models/gru/versions/1").json()["versions"] == ["1"]
+
+
+def test_loading_a_session_freezes_what_it_left(service: InferenceService) -> None:
+    """Full garbage-collector passes skip what a model load leaves (service.gc_pauses)."""
+    gc.unfreeze()
+    try:
+        service.metadata("gru", "1")
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_model_ready(client: TestClient, registry: Registry, tmp_path: Path) -> None:
