@@ -1,10 +1,12 @@
 """Load: many concurrent clients against a real `warmzoo serve` on loopback, for a bounded time.
 
-    python -m bench.load [--clients 32] [--processes 4] [--seconds 25] [--url http://127.0.0.1:8000]
+    python -m bench.load [--clients 32] [--processes 4] [--seconds 25] [--api-processes 1 2]
+    python -m bench.load --url http://127.0.0.1:8000 --model NAME
 
 Without --url it starts `warmzoo serve` (one worker, fresh data dir, rate limit off: every
-client shares 127.0.0.1) on a free port, uploads a small GRU (2 x 64) and drives it; with --url
-it uses that server's `--model` (which must exist; warm-up submissions need write access).
+client shares 127.0.0.1) on a free port, uploads a small GRU (2 x 64) and drives it, once per
+value of --api-processes; with --url it uses that server's `--model` (which must exist;
+warm-up submissions need write access).
 
 Each client loops over a weighted mix: OIP inference (batch 1, 16 steps), model search,
 version metadata, a weights download. One more client submits a tiny warm-up job every
@@ -19,11 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import random
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
 import httpx
 import numpy as np
@@ -132,19 +134,34 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--processes", type=int, default=4, help="client processes the clients are spread over")
     parser.add_argument("--seconds", type=float, default=25)
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="API processes of the started server; several values run one after the other (above 1: Redis"
+        " on 127.0.0.1:6379 holds the sequences)",
+    )
     parser.add_argument("--url", help="an already running server (default: start one)")
     parser.add_argument("--model", default="load-gru", help="with --url: a model of that server")
     args = parser.parse_args()
-    with local_server() if args.url is None else _attached(args.url) as url:
-        if args.url is None:
+    if args.url is not None:
+        latencies, errors = drive_processes(args.url.rstrip("/"), args.model, args.clients, args.processes, args.seconds)
+        report(latencies, errors, args.seconds, args.clients)
+        return
+    for count in args.api_processes:
+        print(f"\n`warmzoo serve` with {count} API process(es)")
+        with local_server(**_api_processes(count)) as url:
             publish(url, args.model, SPEC)
-        latencies, errors = drive_processes(url, args.model, args.clients, args.processes, args.seconds)
-    report(latencies, errors, args.seconds, args.clients)
+            latencies, errors = drive_processes(url, args.model, args.clients, args.processes, args.seconds)
+        report(latencies, errors, args.seconds, args.clients)
 
 
-@contextmanager
-def _attached(url: str) -> Iterator[str]:
-    yield url.rstrip("/")
+def _api_processes(count: int) -> dict[str, str]:
+    if count == 1:
+        return {}
+    prefix = f"warmzoo-bench:{os.getpid()}:{time.time_ns()}:"  # no key of another run or of the tests
+    return {"WARMZOO_API_PROCESSES": str(count), "WARMZOO_SEQUENCE_STORE": "redis", "WARMZOO_REDIS_KEY_PREFIX": prefix}
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ from service.blobs import open_blob_store
 from service.config import Settings, get_settings
 from service.db import make_engine, session_factory, upgrade_database
 from service.errors import error_responses, install_error_handlers
+from service.gc_pauses import freeze_long_lived
 from service.inference import InferenceService
 from service.limits import BodySizeLimit
+from service.logs import configure_logging
 from service.metrics import CONTENT_TYPE_LATEST, Telemetry, TelemetryMiddleware
 from service.ratelimit import TokenBuckets
 from service.sequences import open_sequence_store
@@ -41,6 +43,17 @@ def _package_version() -> str:
         return version("warmzoo")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+def process_app() -> FastAPI:
+    """The app of one of several API processes (`warmzoo serve` with api_processes > 1, whose
+    uvicorn calls this in each process it starts): settings from the environment that
+    `serve` prepared, the same JSON logs."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    freeze_long_lived()
+    return app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -139,7 +139,8 @@ def _log_to_stderr(settings: Settings, level: str | None = None) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Migrate, start the worker processes and the starter catalogue, then serve the API."""
+    """Migrate, start the worker processes and the starter catalogue, then serve the API (in
+    `api_processes` processes on one port)."""
     import signal
     import threading
 
@@ -155,23 +156,46 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     level = _log_to_stderr(settings, args.log_level)
     settings = resolve_auth(settings, args.host)  # after the logging set-up: "auth is OFF" must be seen
+    if settings.api_processes > 1 and settings.sequence_store == "memory":
+        sys.exit(
+            f"warmzoo serve: WARMZOO_API_PROCESSES={settings.api_processes} needs WARMZOO_SEQUENCE_STORE=redis:"
+            " the requests of one streaming sequence may reach any of the processes"
+        )
     upgrade_database(settings)
     # uvicorn re-raises the SIGTERM it shut down on; exiting through `finally` stops the workers too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    app = create_app(settings)
-    freeze_long_lived()  # every module the server needs is imported by now
+    # log_config None: uvicorn's own records go through the JSON handler; the app writes the access log
+    server: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": level, "log_config": None, "access_log": False}
+    if settings.api_processes == 1:
+        server["app"] = create_app(settings)
+        freeze_long_lived()  # every module the server needs is imported by now
+    else:
+        _share_with_api_processes(settings)
+        server.update(app="service.app:process_app", factory=True, workers=settings.api_processes)
     executor = make_executor(settings)
     executor.start()
     try:
         if settings.starter_catalogue:
             threading.Thread(target=seed_starter_catalogue, args=(settings,), name="starter", daemon=True).start()
-        # log_config None: uvicorn's own records go through the JSON handler; the app writes the access log
-        uvicorn.run(
-            app, host=args.host, port=args.port, log_level=level, log_config=None, access_log=False
-        )
+        uvicorn.run(**server)
     finally:
         executor.stop()
     return 0
+
+
+def _share_with_api_processes(settings: Settings) -> None:
+    """What each API process (`service.app.process_app`, started by uvicorn) reads from the
+    environment: the settings as resolved here, and one directory where all of them keep
+    their metrics, so that /metrics answers for the whole server whichever process serves it."""
+    import os
+    import shutil
+
+    metrics_dir = settings.data_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # counts of an earlier run are not this run's
+    metrics_dir.mkdir(parents=True)
+    os.environ.update(
+        WARMZOO_DATA_DIR=str(settings.data_dir), WARMZOO_AUTH=settings.auth, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    )
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis of sequence_store=redis.")
     redis_key_prefix: str = Field("warmzoo:seq:", description="Prefix of every Redis key of the sequence store.")
     workers: int | None = Field(None, ge=0, description="Embedded worker processes; None = one per GPU, else 1.")
+    api_processes: int = Field(
+        1,
+        ge=1,
+        description="API processes of `warmzoo serve` on one port (one event loop each); above 1 it needs "
+        "sequence_store=redis, and rate limits count per process.",
+    )
 
     onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX Runtime session.")
     session_cache_size: int = Field(16, ge=1, description="ONNX Runtime sessions kept in memory (LRU).")

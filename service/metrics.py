@@ -12,6 +12,7 @@ inference service, so every API replica reports the same source of truth.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sized
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -82,16 +84,25 @@ class Telemetry:
             registry=self.registry,
         )
         self.state = _StateCollector()
+        # Several API processes (`serve` with api_processes > 1) write their counts to files in
+        # this directory, all summed at a scrape; the process metrics would be one process's.
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self.registry.register(self.state)
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        if self.multiprocess_dir is None:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
 
     def bind(self, sessions: sessionmaker[Session], inference: InferenceService) -> None:
         self.state.sessions, self.state.inference = sessions, inference
 
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format (served with CONTENT_TYPE_LATEST)."""
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, self.multiprocess_dir)
+        registry.register(self.state)
+        return generate_latest(registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float, scope: Scope) -> None:
         method = method if method in METHODS else "OTHER"

@@ -1,11 +1,18 @@
-"""Two `warmzoo serve` replicas (one data dir, one Redis) serve alternate requests of one sequence."""
+"""Streaming sequences shared through Redis: by two `warmzoo serve` replicas (one data dir), and by
+the API processes of one server."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 
 from tests.service.factories import tiny_spec, tiny_weights
 from tests.service.test_e2e import outputs, start_server, stop_server, tensor
@@ -56,3 +63,72 @@ def test_replicas_share_streaming_sequences_through_redis(tmp_path: Path, redis_
             stop_server(second)
     finally:
         stop_server(first)
+
+
+def _requests_by_process(metrics_dir: Path, route: str) -> dict[str, float]:
+    """Requests each API process has counted on `route`, from the files they share with /metrics."""
+    counts = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        values = MmapedDict(str(path), read_mode=True)
+        try:
+            counts[path.stem] = sum(
+                value
+                for key, value, *_ in values.read_all_values()
+                if json.loads(key)[0] == "warmzoo_http_requests" and json.loads(key)[2]["route"] == route
+            )
+        finally:
+            values.close()
+    return counts
+
+
+def test_api_processes_share_sequences_and_metrics(tmp_path: Path, redis_prefix: tuple[str, str]) -> None:
+    """`serve` with two API processes on one port: each request on a fresh connection reaches
+    either; a sequence streamed that way equals the whole sequence, and /metrics counts both."""
+    url, prefix = redis_prefix
+    server = start_server(
+        tmp_path,
+        WARMZOO_API_PROCESSES="2",
+        WARMZOO_SEQUENCE_STORE="redis",
+        WARMZOO_REDIS_URL=url,
+        WARMZOO_REDIS_KEY_PREFIX=prefix,
+        WARMZOO_WORKERS="0",
+    )
+    try:
+        spec = tiny_spec(input_size=2, hidden_size=4, num_layers=2)
+        published = server.http.post(
+            "/v1/models/e2e-procs/versions",
+            data={"spec": spec.model_dump_json()},
+            files={"weights": ("w.safetensors", tiny_weights(spec))},
+        )
+        assert published.status_code in (200, 201), published.text
+        path = "/v2/models/e2e-procs/versions/1/infer"
+        x = np.random.default_rng(0).standard_normal((2, 12, 2)).astype(np.float32)
+        whole = outputs(server.http.post(path, json={"inputs": [tensor(x)]}))
+        streamed = []
+        for t in range(x.shape[1]):
+            parameters = {"sequence_id": "procs", "sequence_start": t == 0, "sequence_end": t == x.shape[1] - 1}
+            with httpx.Client(base_url=server.url, timeout=30) as fresh:  # a new connection each step
+                step = outputs(fresh.post(path, json={"parameters": parameters, "inputs": [tensor(x[:, t : t + 1])]}))
+            streamed.append(step["output"])
+        np.testing.assert_allclose(np.concatenate(streamed, axis=1), whole["output"], atol=1e-5)
+
+        served = _requests_by_process(tmp_path / "prometheus", "/v2/models/{name}/versions/{version}/infer")
+        assert len(served) == 2 and all(served.values()), f"one process took every step: {served}"
+        metrics = server.http.get("/metrics").text
+        total = 'warmzoo_http_requests_total{method="POST",route="/v2/models/{name}/versions/{version}/infer",status="200"}'
+        assert f"{total} {float(x.shape[1] + 1)}" in metrics
+    finally:
+        stop_server(server)
+
+
+def test_api_processes_refuse_sequences_in_memory(tmp_path: Path) -> None:
+    """Each process would hold its own sequences: a sequence's next step could find none."""
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--port", "1", "--data-dir", str(tmp_path)],
+        env={**os.environ, "WARMZOO_API_PROCESSES": "2", "WARMZOO_SEQUENCE_STORE": "memory"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "WARMZOO_SEQUENCE_STORE=redis" in result.stderr
