@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -15,9 +16,21 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
 from tests.service.factories import tiny_spec, tiny_weights
-from tests.service.test_e2e import outputs, start_server, stop_server, tensor
+from tests.service.test_e2e import START_TIMEOUT_S, outputs, start_server, stop_server, tensor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+
+def _publish(http: httpx.Client, model: str) -> str:
+    """Upload a tiny network (2 inputs, 2 x 4) as version 1 of `model`; its infer path."""
+    spec = tiny_spec(input_size=2, hidden_size=4, num_layers=2)
+    published = http.post(
+        f"/v1/models/{model}/versions",
+        data={"spec": spec.model_dump_json()},
+        files={"weights": ("w.safetensors", tiny_weights(spec))},
+    )
+    assert published.status_code in (200, 201), published.text
+    return f"/v2/models/{model}/versions/1/infer"
 
 
 def test_replicas_share_streaming_sequences_through_redis(tmp_path: Path, redis_prefix: tuple[str, str]) -> None:
@@ -33,14 +46,7 @@ def test_replicas_share_streaming_sequences_through_redis(tmp_path: Path, redis_
     try:
         second = start_server(tmp_path, "second.log", **shared)
         try:
-            spec = tiny_spec(input_size=2, hidden_size=4, num_layers=2)
-            published = first.http.post(
-                "/v1/models/e2e-redis/versions",
-                data={"spec": spec.model_dump_json()},
-                files={"weights": ("w.safetensors", tiny_weights(spec))},
-            )
-            assert published.status_code in (200, 201), published.text
-            path = "/v2/models/e2e-redis/versions/1/infer"
+            path = _publish(first.http, "e2e-redis")
 
             x = np.random.default_rng(0).standard_normal((3, 6, 2)).astype(np.float32)
             whole = outputs(second.http.post(path, json={"inputs": [tensor(x)]}))
@@ -94,14 +100,12 @@ def test_api_processes_share_sequences_and_metrics(tmp_path: Path, redis_prefix:
         WARMZOO_WORKERS="0",
     )
     try:
-        spec = tiny_spec(input_size=2, hidden_size=4, num_layers=2)
-        published = server.http.post(
-            "/v1/models/e2e-procs/versions",
-            data={"spec": spec.model_dump_json()},
-            files={"weights": ("w.safetensors", tiny_weights(spec))},
-        )
-        assert published.status_code in (200, 201), published.text
-        path = "/v2/models/e2e-procs/versions/1/infer"
+        # /healthz answered once one process was up; the other may still be starting.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while sum(line["message"] == "Application startup complete." for line in server.log_lines()) < 2:
+            assert time.monotonic() < deadline, "the second API process did not start"
+            time.sleep(0.2)
+        path = _publish(server.http, "e2e-procs")
         x = np.random.default_rng(0).standard_normal((2, 12, 2)).astype(np.float32)
         whole = outputs(server.http.post(path, json={"inputs": [tensor(x)]}))
         streamed = []
@@ -129,6 +133,7 @@ def test_api_processes_refuse_sequences_in_memory(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert result.returncode != 0
     assert "WARMZOO_SEQUENCE_STORE=redis" in result.stderr
