@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import SessionDep, rate_limit, reader
+from service.api.deps import SessionDep, rate_limit, reader, writer
 from service.api.routes import datasets, inference, jobs, models, warmups
+from service.auth import auth_enabled
 from service.blobs import open_blob_store
 from service.config import Settings, get_settings
 from service.db import make_engine, session_factory, upgrade_database
@@ -102,9 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # every API route reads at least (writes ask for more), and counts against its caller's rate
     guarded = [Depends(reader), Depends(rate_limit)]
     # Routes are matched in order: inference, the hot path, first.
-    app.include_router(inference.router, dependencies=guarded, responses=GUARD_ERRORS)
-    for router in (models.router, warmups.router, jobs.router, datasets.router):
-        app.include_router(router, prefix="/v1", dependencies=guarded, responses=GUARD_ERRORS)
+    v1 = (models.router, warmups.router, jobs.router, datasets.router)
+    api = [(inference.router, ""), *[(router, "/v1") for router in v1]]
+    for router, prefix in api:
+        app.include_router(router, prefix=prefix, dependencies=guarded, responses=GUARD_ERRORS)
     app.include_router(inference.health)  # load balancers and orchestrators probe without a key
     app.include_router(ui_router)  # `/` and /ui/static only: never shadows the API
 
@@ -125,4 +129,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue depth, open streaming sequences (the job and sequence figures are read at scrape time)."""
         return Response(app.state.telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    _document_optional_keys(app, settings, api)
     return app
+
+
+def _document_optional_keys(app: FastAPI, settings: Settings, api: list[tuple[APIRouter, str]]) -> None:
+    """Mark the operations a client may call without a key (all of them with auth off; the
+    reads and inference with anonymous reads on) as such in the OpenAPI document: FastAPI
+    lists the bearer scheme as required wherever it is declared, which told clients and
+    generated SDKs that every read needs a key. OpenAPI's optional security is an empty
+    requirement beside the scheme."""
+    default = app.openapi
+    optional = {
+        (prefix + route.path_format, method.lower())
+        for router, prefix in api
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        and (not auth_enabled(settings) or (settings.anonymous_read and not _writes(route)))
+        for method in route.methods
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for path, operations in default()["paths"].items():
+                for method, operation in operations.items():
+                    if (path, method) in optional and operation.get("security"):
+                        operation["security"] = [{}, *operation["security"]]
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _writes(route: APIRoute) -> bool:
+    """Whether the route asks for a write key (`writer` anywhere among its dependencies)."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if dependency.call is writer:
+            return True
+        pending += dependency.dependencies
+    return False

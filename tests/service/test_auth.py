@@ -234,6 +234,31 @@ def test_openapi_declares_the_bearer_scheme(api: TestClient) -> None:
     assert {"401", "403", "429"} <= set(responses)
 
 
+KEYED = [{"HTTPBearer": []}]
+OPTIONAL = [{}, {"HTTPBearer": []}]  # OpenAPI's optional security: no requirement, or the key
+
+
+def _security(app_settings: Settings) -> dict[tuple[str, str], list[dict[str, list[str]]] | None]:
+    paths = create_app(app_settings).openapi()["paths"]
+    return {(method, path): op.get("security") for path, ops in paths.items() for method, op in ops.items()}
+
+
+def test_openapi_marks_the_key_optional_where_none_is_needed(secure: Settings, settings: Settings) -> None:
+    """Reads and inference are anonymous by default: the document must not say they need a key."""
+    security = _security(secure)
+    for read in [("get", "/v1/models"), ("get", "/v1/models/{name}"), ("post", "/v2/models/{name}/infer")]:
+        assert security[read] == OPTIONAL, read
+    for write in [("post", "/v1/warmups"), ("put", "/v1/models/{name}/aliases/{alias}"), ("post", "/v1/datasets")]:
+        assert security[write] == KEYED, write
+    assert security[("get", "/healthz")] is None  # probes are open: no scheme at all
+
+    no_anonymous = _security(secure.model_copy(update={"anonymous_read": False}))
+    assert all(value in (None, KEYED) for value in no_anonymous.values())
+    auth_off = _security(settings)
+    assert all(value in (None, OPTIONAL) for value in auth_off.values())
+    assert auth_off[("post", "/v1/warmups")] == OPTIONAL
+
+
 @pytest.mark.parametrize(
     ("auth_setting", "host", "resolved", "warned"),
     [
