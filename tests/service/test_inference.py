@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,10 +18,11 @@ from fastapi.testclient import TestClient
 from models.export import export_onnx
 from models.network import build_network
 from models.spec import RNNSpec
+from service.api.routes import inference as inference_routes
 from service.api.routes.inference import health, router
 from service.errors import ApiError, install_error_handlers
-from service.inference import InferenceService, ServedModel
-from service.oip import InferenceRequest, RequestInput
+from service.inference import QUICK_MULTIPLY_ADDS, InferenceService, ServedModel
+from service.oip import InferenceRequest, InferenceResponse, RequestInput
 from service.sequences import MemorySequenceStore, RedisSequenceStore
 
 SPECS = {
@@ -152,6 +154,41 @@ def test_model_metadata_marks_dynamic_dimensions(client: TestClient) -> None:
     }
     assert {t["datatype"] for t in body["inputs"] + body["outputs"]} == {"FP32"}
     assert client.get("/v2/models/gru/versions/1").json()["versions"] == ["1"]
+
+
+def test_small_requests_on_loaded_versions_are_quick(service: InferenceService) -> None:
+    small = InferenceRequest.model_validate({"inputs": [tensor(random_input(SPECS["gru"], 1, 4))]})
+    assert not service.is_quick("gru", "1", small)  # loading may export and reads the database
+    service.metadata("gru", "1")
+    assert service.is_quick("gru", "1", small)
+    assert not service.is_quick("gru", None, small)  # `latest` is looked up in the database
+    in_sequence = small.model_copy(update={"parameters": {"sequence_id": 1, "sequence_start": True}})
+    assert not service.is_quick("gru", "1", in_sequence)  # its store may be Redis
+    steps = QUICK_MULTIPLY_ADDS  # far more work than the bound, whatever the spec
+    large = InferenceRequest.model_validate(
+        {"inputs": [{"name": "input", "shape": [1, steps, 2], "datatype": "FP32"}]}
+    )
+    assert not service.is_quick("gru", "1", large)
+
+
+def test_only_requests_that_are_not_quick_go_to_a_thread(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handed_off = []
+
+    async def in_thread(
+        call: Callable[..., InferenceResponse], name: str, version: str | None, body: InferenceRequest
+    ) -> InferenceResponse:
+        handed_off.append((name, version))
+        return call(name, version, body)
+
+    monkeypatch.setattr(inference_routes, "run_in_threadpool", in_thread)
+    x = random_input(SPECS["gru"], 1, 4)
+    first = infer(client, "gru", x, version=1)  # loads the session: in a thread
+    again = infer(client, "gru", x, version=1)  # loaded and small: on the event loop
+    infer(client, "gru", x)  # `latest`: in a thread
+    assert handed_off == [("gru", "1"), ("gru", None)]
+    np.testing.assert_array_equal(first["output"], again["output"])
 
 
 def test_loading_a_session_freezes_what_it_left(service: InferenceService) -> None:
