@@ -40,7 +40,7 @@ bench: $(STAMP)  ## benchmarks: print ratios measured side by side
 	$(BIN)/python bench/warmup_speed.py
 	$(BIN)/python -m bench.inference
 	$(BIN)/python bench/jobs_scale.py
-	$(BIN)/python -m bench.load --clients 32 --seconds 25
+	$(BIN)/python -m bench.load --clients 32 --seconds 25 --api-processes 1 2
 
 constraints:  ## re-pin constraints.txt to the newest releases pyproject.toml allows (then: make test)
 	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
