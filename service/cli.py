@@ -165,7 +165,8 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises the SIGTERM it shut down on; exiting through `finally` stops the workers too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # log_config None: uvicorn's own records go through the JSON handler; the app writes the access log
-    server: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": level, "log_config": None, "access_log": False}
+    server: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": level}
+    server.update(log_config=None, access_log=False)
     if settings.api_processes == 1:
         server["app"] = create_app(settings)
         freeze_long_lived()  # every module the server needs is imported by now

@@ -333,7 +333,9 @@ class Registry:
                 select(VersionRow)
                 .join(VersionRow.model)
                 .where(ModelRow.name == name, VersionRow.number == number)
-                .options(model.joinedload(ModelRow.tags), model.joinedload(ModelRow.aliases), joinedload(VersionRow.files))
+                .options(
+                    model.joinedload(ModelRow.tags), model.joinedload(ModelRow.aliases), joinedload(VersionRow.files)
+                )
             )
             .unique()
             .first()

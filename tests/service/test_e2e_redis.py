@@ -116,11 +116,11 @@ def test_api_processes_share_sequences_and_metrics(tmp_path: Path, redis_prefix:
             streamed.append(step["output"])
         np.testing.assert_allclose(np.concatenate(streamed, axis=1), whole["output"], atol=1e-5)
 
-        served = _requests_by_process(tmp_path / "prometheus", "/v2/models/{name}/versions/{version}/infer")
+        route = "/v2/models/{name}/versions/{version}/infer"
+        served = _requests_by_process(tmp_path / "prometheus", route)
         assert len(served) == 2 and all(served.values()), f"one process took every step: {served}"
-        metrics = server.http.get("/metrics").text
-        total = 'warmzoo_http_requests_total{method="POST",route="/v2/models/{name}/versions/{version}/infer",status="200"}'
-        assert f"{total} {float(x.shape[1] + 1)}" in metrics
+        total = f'warmzoo_http_requests_total{{method="POST",route="{route}",status="200"}}'
+        assert f"{total} {float(x.shape[1] + 1)}" in server.http.get("/metrics").text
     finally:
         stop_server(server)
 
