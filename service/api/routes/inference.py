@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from service.api.responses import json_response
 from service.errors import error_responses
 from service.inference import EXTENSIONS, InferenceService
 from service.oip import (
@@ -96,10 +97,7 @@ async def _infer(inference: InferenceService, name: str, version: str | None, bo
     threadpool. Under load a request waiting for a thread queued behind the database routes'
     work (32 clients, 2 API processes: infer p99 107 ms in a thread, 82 ms on the loop)."""
     if inference.is_quick(name, version, body):
-        return _json(inference.infer(name, version, body))
-    return _json(await run_in_threadpool(inference.infer, name, version, body))
-
-
-def _json(response: InferenceResponse) -> Response:
-    """Serialised by pydantic-core straight to JSON: long float lists are the bulk of the bytes."""
-    return Response(response.model_dump_json(exclude_none=True), media_type="application/json")
+        answer = inference.infer(name, version, body)
+    else:
+        answer = await run_in_threadpool(inference.infer, name, version, body)
+    return json_response(answer, exclude_none=True)

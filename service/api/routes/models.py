@@ -12,11 +12,20 @@ from pydantic import ValidationError
 
 from models.spec import CellName, RNNSpec
 from service.api.deps import OwnedModel, PaginationDep, PublisherDep, RegistryDep, SettingsDep
+from service.api.responses import json_response
 from service.api.schemas import NO_NUL, AliasIn, AliasOut, ModelOut, ModelPatch, PageOut, TagsIn, VersionOut
 from service.blobs import CHUNK
 from service.errors import error_responses, validation_error
 from service.limits import check_spec
-from service.registry import LATEST, MAX_INT, TAG_RE, ModelFilter, Registry, SortKey, spec_from_weights
+from service.registry import (
+    LATEST,
+    MAX_INT,
+    TAG_RE,
+    ModelFilter,
+    Registry,
+    SortKey,
+    spec_from_weights,
+)
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -30,7 +39,7 @@ def _model_out(registry: Registry, name: str) -> ModelOut:
     return ModelOut.from_rows(latest.model, latest)
 
 
-@router.get("", responses=error_responses(422))
+@router.get("", response_model=PageOut[ModelOut], responses=error_responses(422))
 def search_models(
     registry: RegistryDep,
     page: PaginationDep,
@@ -46,16 +55,16 @@ def search_models(
     vaa_after_min: Annotated[float | None, Query(description="Lowest VAA after warm-up.")] = None,
     vaa_after_max: Annotated[float | None, Query(description="Highest VAA after warm-up.")] = None,
     sort: Annotated[SortKey, Query(description="Order; a leading '-' sorts descending.")] = "name",
-) -> PageOut[ModelOut]:
+) -> Response:
     """Search the zoo; every filter applies to each model's `latest` version."""
     filters = ModelFilter(q, cell, hidden_size, task, tag, vaa_after_min, vaa_after_max)
     found = registry.search(filters, page.limit, page.offset, sort)
-    return PageOut.of(found, [ModelOut.from_rows(model, latest) for model, latest in found.items])
+    return json_response(PageOut.of(found, [ModelOut.from_rows(model, latest) for model, latest in found.items]))
 
 
-@router.get("/{name}", responses=error_responses(404))
-def get_model(name: NamePath, registry: RegistryDep) -> ModelOut:
-    return _model_out(registry, name)
+@router.get("/{name}", response_model=ModelOut, responses=error_responses(404))
+def get_model(name: NamePath, registry: RegistryDep) -> Response:
+    return json_response(_model_out(registry, name))
 
 
 @router.patch("/{name}", responses=error_responses(404, 422), dependencies=[OwnedModel])
@@ -64,15 +73,15 @@ def update_model(name: NamePath, patch: ModelPatch, registry: RegistryDep) -> Mo
     return _model_out(registry, name)
 
 
-@router.get("/{name}/versions", responses=error_responses(404, 422))
-def list_versions(name: NamePath, registry: RegistryDep, page: PaginationDep) -> PageOut[VersionOut]:
+@router.get("/{name}/versions", response_model=PageOut[VersionOut], responses=error_responses(404, 422))
+def list_versions(name: NamePath, registry: RegistryDep, page: PaginationDep) -> Response:
     found = registry.list_versions(name, page.limit, page.offset)
-    return PageOut.of(found, [VersionOut.from_row(row) for row in found.items])
+    return json_response(PageOut.of(found, [VersionOut.from_row(row) for row in found.items]))
 
 
-@router.get("/{name}/versions/{version}", responses=error_responses(404, 422))
-def get_version(name: NamePath, version: VersionPath, registry: RegistryDep) -> VersionOut:
-    return VersionOut.from_row(registry.resolve(name, version))
+@router.get("/{name}/versions/{version}", response_model=VersionOut, responses=error_responses(404, 422))
+def get_version(name: NamePath, version: VersionPath, registry: RegistryDep) -> Response:
+    return json_response(VersionOut.from_row(registry.resolve(name, version)))
 
 
 @router.post("/{name}/versions", status_code=201, responses=error_responses(409, 413, 422, 507))
@@ -149,6 +158,8 @@ def download_file(
     headers["Content-Length"] = str(row.size)
     if request.method == "HEAD":
         return Response(headers=headers, media_type=row.content_type)
+    if row.size <= CHUNK:  # read in this thread: streaming costs a thread hop per chunk and one to end
+        return Response(registry.read(row.sha256), headers=headers, media_type=row.content_type)
     return StreamingResponse(_chunks(registry, row.sha256), headers=headers, media_type=row.content_type)
 
 
