@@ -36,6 +36,7 @@ import numpy as np
 
 from bench.server import local_server, publish
 from models.spec import RNNSpec
+
 SPEC = RNNSpec(cell="gru", input_size=1, hidden_size=64, num_layers=2, output_size=1)
 TIME_STEPS = 16
 JSON = {"Content-Type": "application/json"}
