@@ -17,15 +17,7 @@ from service.api.schemas import NO_NUL, AliasIn, AliasOut, ModelOut, ModelPatch,
 from service.blobs import CHUNK
 from service.errors import error_responses, validation_error
 from service.limits import check_spec
-from service.registry import (
-    LATEST,
-    MAX_INT,
-    TAG_RE,
-    ModelFilter,
-    Registry,
-    SortKey,
-    spec_from_weights,
-)
+from service.registry import LATEST, MAX_INT, TAG_RE, ModelFilter, Registry, SortKey, spec_from_weights
 
 router = APIRouter(prefix="/models", tags=["models"])
 
