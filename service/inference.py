@@ -55,6 +55,11 @@ PLATFORM = "onnxruntime_onnx"
 # of in a thread: about 0.1 ms of ONNX Runtime, as long as the hand-off to a thread takes when
 # the server is idle, and far less than the queue for one when it is busy.
 QUICK_MULTIPLY_ADDS = 2_000_000
+# The same bound for a request that is the only one in flight: about 4 ms of ONNX Runtime on one
+# core. Handing it to a thread and back costs two thread wake-ups, 0.3-0.4 ms in the real server
+# (gru 2 x 256, T = 100: 3.45-3.85 ms in the app against 3.08 inline), and nothing else needs
+# the loop meanwhile; a request that arrives during the run waits for it, at most this long.
+ALONE_MULTIPLY_ADDS = 100_000_000
 INPUTS = ("input", "state")
 """The graph inputs a request may set: the sequence, and optionally the initial state."""
 SERVED_NAMES = {"state_out": "state"}
@@ -148,11 +153,11 @@ class InferenceService:
 
     # -- inference --------------------------------------------------------------------------
 
-    def is_quick(self, name: str, version: str | None, request: InferenceRequest) -> bool:
-        """Whether `infer(name, version, request)` is cheap enough for the event loop: a version
-        named by number whose session is loaded (no database, no export), outside a sequence
-        (its store may be Redis), at most QUICK_MULTIPLY_ADDS of work. The caller runs the
-        rest in a thread."""
+    def runs_inline(self, name: str, version: str | None, request: InferenceRequest, *, alone: bool) -> bool:
+        """Whether `infer(name, version, request)` may run on the event loop: a version named by
+        number whose session is loaded (no database, no export), outside a sequence (its store
+        may be Redis), at most QUICK_MULTIPLY_ADDS of work, or ALONE_MULTIPLY_ADDS when the
+        request is `alone` in flight. The caller runs the rest in a thread."""
         if version is None or not version.isdigit() or request.parameters or len(request.inputs) != 1:
             return False
         with self._sessions_lock:
@@ -162,7 +167,7 @@ class InferenceService:
             return False
         spec = loaded.served.spec
         per_step = spec.num_layers * 4 * spec.hidden_size * (spec.hidden_size + spec.input_size)
-        return 0 <= shape[0] * shape[1] * per_step <= QUICK_MULTIPLY_ADDS
+        return 0 <= shape[0] * shape[1] * per_step <= (ALONE_MULTIPLY_ADDS if alone else QUICK_MULTIPLY_ADDS)
 
     def infer(self, name: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
         """Run one request; inside a sequence, start from and leave behind the sequence's state."""

@@ -84,6 +84,7 @@ class Telemetry:
             registry=self.registry,
         )
         self.state = _StateCollector()
+        self.in_flight = 0  # HTTP requests this process is answering (TelemetryMiddleware counts them)
         # Several API processes (`serve` with api_processes > 1) write their counts to files in
         # this directory, all summed at a scrape; the process metrics would be one process's.
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -198,6 +199,7 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send)
             return
         started = self.clock()
+        self.telemetry.in_flight += 1
         rid = valid_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
         token = request_id.set(rid)
         status = 500
@@ -217,6 +219,7 @@ class TelemetryMiddleware:
             token = None
             raise
         finally:
+            self.telemetry.in_flight -= 1
             seconds = self.clock() - started
             route = _route_template(scope)
             self.telemetry.observe(scope["method"], route, status, seconds, scope)

@@ -21,7 +21,8 @@ from models.spec import RNNSpec
 from service.api.routes import inference as inference_routes
 from service.api.routes.inference import health, router
 from service.errors import ApiError, install_error_handlers
-from service.inference import QUICK_MULTIPLY_ADDS, InferenceService, ServedModel
+from service.inference import ALONE_MULTIPLY_ADDS, QUICK_MULTIPLY_ADDS, InferenceService, ServedModel
+from service.metrics import Telemetry, TelemetryMiddleware
 from service.oip import InferenceRequest, InferenceResponse, RequestInput
 from service.sequences import MemorySequenceStore, RedisSequenceStore
 
@@ -101,6 +102,8 @@ def client(service: InferenceService) -> TestClient:
     app.include_router(router)
     app.include_router(health)
     app.state.inference = service
+    app.state.telemetry = Telemetry()
+    app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # counts requests in flight
     return TestClient(app)
 
 
@@ -156,25 +159,32 @@ def test_model_metadata_marks_dynamic_dimensions(client: TestClient) -> None:
     assert client.get("/v2/models/gru/versions/1").json()["versions"] == ["1"]
 
 
-def test_small_requests_on_loaded_versions_are_quick(service: InferenceService) -> None:
+def work(spec: RNNSpec, multiply_adds: int) -> InferenceRequest:
+    """A request for about `multiply_adds` of work by InferenceService.runs_inline's measure."""
+    steps = multiply_adds // (spec.num_layers * 4 * spec.hidden_size * (spec.hidden_size + spec.input_size))
+    return InferenceRequest.model_validate({"inputs": [tensor(random_input(spec, 1, steps))]})
+
+
+def test_small_requests_on_loaded_versions_run_inline(service: InferenceService) -> None:
     small = InferenceRequest.model_validate({"inputs": [tensor(random_input(SPECS["gru"], 1, 4))]})
-    assert not service.is_quick("gru", "1", small)  # loading may export and reads the database
+    assert not service.runs_inline("gru", "1", small, alone=True)  # loading may export and reads the database
     service.metadata("gru", "1")
-    assert service.is_quick("gru", "1", small)
-    assert not service.is_quick("gru", None, small)  # `latest` is looked up in the database
+    assert service.runs_inline("gru", "1", small, alone=False)
+    assert not service.runs_inline("gru", None, small, alone=True)  # `latest` is looked up in the database
     in_sequence = small.model_copy(update={"parameters": {"sequence_id": 1, "sequence_start": True}})
-    assert not service.is_quick("gru", "1", in_sequence)  # its store may be Redis
-    steps = QUICK_MULTIPLY_ADDS  # far more work than the bound, whatever the spec
-    large = InferenceRequest.model_validate(
-        {"inputs": [{"name": "input", "shape": [1, steps, 2], "datatype": "FP32"}]}
-    )
-    assert not service.is_quick("gru", "1", large)
+    assert not service.runs_inline("gru", "1", in_sequence, alone=True)  # its store may be Redis
+    medium = work(SPECS["gru"], 2 * QUICK_MULTIPLY_ADDS)
+    assert service.runs_inline("gru", "1", medium, alone=True)  # nothing else needs the loop meanwhile
+    assert not service.runs_inline("gru", "1", medium, alone=False)
+    large = work(SPECS["gru"], 2 * ALONE_MULTIPLY_ADDS)
+    assert not service.runs_inline("gru", "1", large, alone=True)
 
 
-def test_only_requests_that_are_not_quick_go_to_a_thread(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+def test_requests_go_to_a_thread_unless_small_or_alone(
+    client: TestClient, service: InferenceService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handed_off = []
+    monkeypatch.setattr(service, "max_batch_time", 100_000)  # room for a request of more than quick work
 
     async def in_thread(
         call: Callable[..., InferenceResponse], name: str, version: str | None, body: InferenceRequest
@@ -189,6 +199,13 @@ def test_only_requests_that_are_not_quick_go_to_a_thread(
     infer(client, "gru", x)  # `latest`: in a thread
     assert handed_off == [("gru", "1"), ("gru", None)]
     np.testing.assert_array_equal(first["output"], again["output"])
+
+    medium = work(SPECS["gru"], 2 * QUICK_MULTIPLY_ADDS).inputs[0].model_dump()
+    assert client.post("/v2/models/gru/versions/1/infer", json={"inputs": [medium]}).status_code == 200
+    assert handed_off == [("gru", "1"), ("gru", None)]  # alone: on the event loop
+    monkeypatch.setattr(client.app.state.telemetry, "in_flight", 1)  # as if another request were being answered
+    assert client.post("/v2/models/gru/versions/1/infer", json={"inputs": [medium]}).status_code == 200
+    assert handed_off == [("gru", "1"), ("gru", None), ("gru", "1")]
 
 
 def test_loading_a_session_freezes_what_it_left(service: InferenceService) -> None:

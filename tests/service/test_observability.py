@@ -3,6 +3,8 @@ OpenAPI page whose every request body comes with an example that the API accepts
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -22,7 +24,7 @@ from service.config import Settings
 from service.db import make_engine, session_factory, upgrade_database
 from service.job_requests import WarmupIn, check_warmup
 from service.logs import JsonFormatter, configure_logging, request_id
-from service.metrics import UNKNOWN_MODEL, UNMATCHED
+from service.metrics import UNKNOWN_MODEL, UNMATCHED, Telemetry, TelemetryMiddleware
 from service.registry import Registry
 from service.worker import Worker
 
@@ -165,6 +167,39 @@ def test_an_unhandled_error_is_counted_and_logged_as_a_500(settings: Settings, j
     assert "RuntimeError: x" in traceback["exception"]  # the traceback names the request it broke
     (access,) = [line for line in logged if line.get("event") == "http.request"]
     assert (access["level"], access["status"], access["route"]) == ("error", 500, "/boom/{thing}")
+
+
+def test_requests_in_flight_are_counted_until_they_end_even_in_error() -> None:
+    """The inference routes read the count to decide whether a request may run on the event loop."""
+    telemetry = Telemetry()
+    release = asyncio.Event()
+    seen = []
+
+    async def inner(scope: dict, receive: Any, send: Any) -> None:
+        seen.append(telemetry.in_flight)
+        await release.wait()
+        if scope["path"] == "/fails":
+            raise RuntimeError("boom")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = TelemetryMiddleware(inner, telemetry)
+
+    async def request(path: str) -> None:
+        scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
+        with contextlib.suppress(RuntimeError):
+            await middleware(scope, None, lambda message: asyncio.sleep(0))
+
+    async def two_at_once() -> None:
+        both = asyncio.gather(request("/fine"), request("/fails"))
+        while len(seen) < 2:
+            await asyncio.sleep(0)
+        assert telemetry.in_flight == 2
+        release.set()
+        await both
+
+    asyncio.run(two_at_once())
+    assert seen == [1, 2] and telemetry.in_flight == 0
 
 
 # -- request ids and the access log ------------------------------------------------------------
