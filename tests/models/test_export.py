@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.export import ExportError, check_parity, export_onnx
+from models.export import UNROLL, ExportError, check_parity, export_onnx
 from models.network import build_network
 from models.spec import CELLS, RNNSpec
 
@@ -30,7 +30,7 @@ def test_parity_for_every_cell_and_graph(cell: str, double: bool, graph: str) ->
     onnx.checker.check_model(onnx.load_from_string(data))
 
 
-@pytest.mark.parametrize("cell", ["gru", "brc"])  # a native op, and the per-layer Scans
+@pytest.mark.parametrize("cell", ["gru", "brc", "nbrc"])  # a native op, the per-layer Scans, loop cells on GRU ops
 def test_sequence_graph_has_dynamic_axes_and_optional_state(cell: str) -> None:
     net = _net(cell)
     data, _ = export_onnx(net, "model")
@@ -47,17 +47,50 @@ def test_sequence_graph_has_dynamic_axes_and_optional_state(cell: str) -> None:
         np.testing.assert_allclose(state, state_ref.numpy(), atol=1e-5)
 
 
+def _scan_bodies(graph: onnx.GraphProto) -> list[tuple[onnx.NodeProto, onnx.GraphProto]]:
+    return [(node, a.g) for node in graph.node if node.op_type == "Scan" for a in node.attribute if a.name == "body"]
+
+
 @pytest.mark.parametrize("double", [False, True])
-def test_loop_cells_project_outside_the_time_loop(double: bool) -> None:
-    """brc's recurrence is elementwise: every matmul of its model.onnx is outside the Scans,
-    one per layer and one readout, and torch's two-branch lerp stays out of the loop."""
+def test_brc_scan_body_is_elementwise_and_unrolled(double: bool) -> None:
+    """brc's recurrence is elementwise: every matmul of its model.onnx is outside the Scans (one
+    Gemm per scan input group and layer, one readout), and each iteration runs UNROLL steps of at
+    most 11 nodes, with no shape ops, split of the projection or torch's two-branch lerp inside."""
     data, _ = export_onnx(_net("brc", double), "model")
     graph = onnx.load_from_string(data).graph
-    bodies = [a.g for node in graph.node if node.op_type == "Scan" for a in node.attribute if a.name == "body"]
-    assert len(bodies) == 2  # one Scan per layer
-    assert [n.op_type for n in graph.node].count("MatMul") == 3
-    for body in bodies:
-        assert not {"MatMul", "Gemm", "Where"} & {n.op_type for n in body.node}
+    scans = _scan_bodies(graph)
+    assert len(scans) == 2  # one Scan per layer
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("Gemm") == 4 and ops.count("MatMul") == 1
+    for node, body in scans:
+        assert next(a.i for a in node.attribute if a.name == "num_scan_inputs") == 2 * UNROLL  # per gate group and step
+        body_ops = [n.op_type for n in body.node]
+        assert len(body_ops) <= 11 * UNROLL + 1  # + the Concat of the steps' outputs
+        assert body_ops.count("Split") == UNROLL  # only the stacked gates [c, a], once per step
+        assert not {"MatMul", "Gemm", "Where", "Reshape", "Squeeze", "Unsqueeze", "Slice", "Gather"} & set(body_ops)
+
+
+def test_mgu_scan_body_is_two_gemms_a_step() -> None:
+    """A single mgu layer runs on a Scan: per step its two matrix products (each fused with its
+    activation by ONNX Runtime) and four elementwise nodes, the input projection outside."""
+    data, _ = export_onnx(_net("mgu"), "model")
+    graph = onnx.load_from_string(data).graph
+    scans = _scan_bodies(graph)
+    assert len(scans) == 2 and "GRU" not in {n.op_type for n in graph.node}
+    for _, body in scans:
+        body_ops = [n.op_type for n in body.node]
+        assert body_ops.count("Gemm") == 2 * UNROLL and body_ops.count("MatMul") == 0
+        assert len(body_ops) == 8 * UNROLL + 1
+
+
+@pytest.mark.parametrize(("cell", "double"), [("nbrc", False), ("nbrc", True), ("mgu", True)])
+def test_loop_cells_on_the_onnx_gru_op(cell: str, double: bool) -> None:
+    """nbrc, and mgu in double layers, run on ONNX's GRU op, one per cell (the fastest graphs
+    measured, see _loop_sequence): no Scan may creep back in."""
+    data, _ = export_onnx(_net(cell, double), "model")
+    ops = [n.op_type for n in onnx.load_from_string(data).graph.node]
+    assert ops.count("GRU") == (4 if double else 2)  # a double layer is two cells of H/2
+    assert "Scan" not in ops and "Loop" not in ops
 
 
 @pytest.mark.parametrize("double", [False, True])
