@@ -165,9 +165,8 @@ class InferenceService:
         shape = request.inputs[0].shape
         if loaded is None or len(shape) != 3:
             return False
-        spec = loaded.served.spec
-        per_step = spec.num_layers * 4 * spec.hidden_size * (spec.hidden_size + spec.input_size)
-        return 0 <= shape[0] * shape[1] * per_step <= (ALONE_MULTIPLY_ADDS if alone else QUICK_MULTIPLY_ADDS)
+        work = multiply_adds(loaded.served.spec, shape[0], shape[1])
+        return 0 <= work <= (ALONE_MULTIPLY_ADDS if alone else QUICK_MULTIPLY_ADDS)
 
     def infer(self, name: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
         """Run one request; inside a sequence, start from and leave behind the sequence's state."""
@@ -295,6 +294,12 @@ class InferenceService:
                 code="model_unavailable",
             )
         return _Loaded(served, session, inputs, outputs)
+
+
+def multiply_adds(spec: RNNSpec, batch: int, steps: int) -> int:
+    """The work of running `batch` sequences of `steps` steps, as a bound: four gates' matrix
+    products per layer and step (the LSTM's count; the other cells need fewer)."""
+    return batch * steps * spec.num_layers * 4 * spec.hidden_size * (spec.hidden_size + spec.input_size)
 
 
 def _sequence_parameters(parameters: Parameters | None) -> _Sequence:

@@ -21,7 +21,7 @@ from models.spec import RNNSpec
 from service.api.routes import inference as inference_routes
 from service.api.routes.inference import health, router
 from service.errors import ApiError, install_error_handlers
-from service.inference import ALONE_MULTIPLY_ADDS, QUICK_MULTIPLY_ADDS, InferenceService, ServedModel
+from service.inference import ALONE_MULTIPLY_ADDS, QUICK_MULTIPLY_ADDS, InferenceService, ServedModel, multiply_adds
 from service.metrics import Telemetry, TelemetryMiddleware
 from service.oip import InferenceRequest, InferenceResponse, RequestInput
 from service.sequences import MemorySequenceStore, RedisSequenceStore
@@ -159,9 +159,9 @@ def test_model_metadata_marks_dynamic_dimensions(client: TestClient) -> None:
     assert client.get("/v2/models/gru/versions/1").json()["versions"] == ["1"]
 
 
-def work(spec: RNNSpec, multiply_adds: int) -> InferenceRequest:
-    """A request for about `multiply_adds` of work by InferenceService.runs_inline's measure."""
-    steps = multiply_adds // (spec.num_layers * 4 * spec.hidden_size * (spec.hidden_size + spec.input_size))
+def work(spec: RNNSpec, amount: int) -> InferenceRequest:
+    """A request of about `amount` multiply-adds, as InferenceService.runs_inline measures them."""
+    steps = amount // multiply_adds(spec, 1, 1)
     return InferenceRequest.model_validate({"inputs": [tensor(random_input(spec, 1, steps))]})
 
 
