@@ -30,7 +30,8 @@ browser:  ## Debian's Chromium for the UI tests (tests/ui); installed when missi
 		|| { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
 	else echo "$(CHROMIUM) is missing: run 'sudo make browser' (the UI tests skip without it)"; fi
 
-test: $(STAMP) browser  ## the whole suite (what CI runs)
+test: $(STAMP) browser  ## the layering contracts, then the whole suite (what CI runs)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) browser  ## skip the minutes-long science checks

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from bench.server import local_server
-from service.client import Client
+from warmzoo.service.cli.client import Client
 
 
 def finished(client: Client, job: dict[str, Any]) -> dict[str, Any]:

@@ -18,12 +18,12 @@ import time
 
 import torch
 
-from models.device import resolve_device
-from models.network import build_network
-from models.spec import RNNSpec
-from models.tasks import make_task
-from models.vaa import measure_vaa
-from models.warmup import WarmupConfig, warmup
+from warmzoo.models.device import resolve_device
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import RNNSpec
+from warmzoo.models.tasks import make_task
+from warmzoo.models.vaa import measure_vaa
+from warmzoo.models.warmup import WarmupConfig, warmup
 
 
 def run(device: str, args: argparse.Namespace) -> tuple[float, float, float, float]:

@@ -24,9 +24,9 @@ import onnxruntime as ort
 import torch
 
 from bench.server import local_server, publish
-from models.export import ExportError, export_onnx
-from models.network import Network, build_network
-from models.spec import CELLS, RNNSpec
+from warmzoo.models.export import ExportError, export_onnx
+from warmzoo.models.network import Network, build_network
+from warmzoo.models.spec import CELLS, RNNSpec
 
 
 def timings(

@@ -31,14 +31,14 @@ from pathlib import Path
 # queue is polled at the default rate (WARMZOO_WORKER_POLL_S, 1 s) by both executors.
 os.environ.update(OMP_NUM_THREADS="1", WARMZOO_VAA_STEPS="20", WARMZOO_VAA_REPEATS="1", WARMZOO_LOG_LEVEL="warning")
 
-from service import jobs  # noqa: E402  (after the environment it reads)
-from service.blobs import open_blob_store  # noqa: E402
-from service.config import Settings  # noqa: E402
-from service.db import make_engine, session_factory, upgrade_database  # noqa: E402
-from service.executor import EmbeddedExecutor, Executor  # noqa: E402
-from service.job_requests import WarmupIn, check_warmup  # noqa: E402
-from service.registry import Registry  # noqa: E402
-from service.tables import JobRow  # noqa: E402
+from warmzoo.service.core.config import Settings  # noqa: E402
+from warmzoo.service.jobs import lifecycle  # noqa: E402  (after the environment it reads)
+from warmzoo.service.jobs.executors.embedded import EmbeddedExecutor, Executor  # noqa: E402
+from warmzoo.service.jobs.requests import WarmupIn, check_warmup  # noqa: E402
+from warmzoo.service.registry.blobs import open_blob_store  # noqa: E402
+from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database  # noqa: E402
+from warmzoo.service.registry.registry import Registry  # noqa: E402
+from warmzoo.service.registry.tables import JobRow  # noqa: E402
 
 
 @dataclass
@@ -82,12 +82,12 @@ def run_jobs(settings: Settings, first: int, count: int, steps: int) -> list[Job
     with sessions() as session:
         registry = Registry(session, blobs)
         ids = [
-            jobs.submit(session, check_warmup(body(i, steps), settings, registry), settings)[0].id
+            lifecycle.submit(session, check_warmup(body(i, steps), settings, registry), settings)[0].id
             for i in range(first, first + count)
         ]
     while True:
         with sessions() as session:
-            rows = [jobs.get(session, job_id) for job_id in ids]
+            rows = [lifecycle.get(session, job_id) for job_id in ids]
         if all(row.status in ("succeeded", "failed", "canceled") for row in rows):
             failed = [row.error for row in rows if row.status != "succeeded"]
             assert not failed, failed
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="turns of every configuration")
     args = parser.parse_args()
 
-    from service.ray_executor import RayExecutor  # needs the `ray` extra
+    from warmzoo.service.jobs.executors.ray_cluster import RayExecutor  # needs the `ray` extra
 
     configurations = (("embedded, 1 worker", 1), ("ray, 1 task", 1), ("ray, 2 tasks", 2))
     runs: dict[str, list[Run]] = {name: [] for name, _ in configurations}

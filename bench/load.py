@@ -35,7 +35,7 @@ import aiohttp
 import numpy as np
 
 from bench.server import local_server, publish
-from models.spec import RNNSpec
+from warmzoo.models.spec import RNNSpec
 
 SPEC = RNNSpec(cell="gru", input_size=1, hidden_size=64, num_layers=2, output_size=1)
 TIME_STEPS = 16

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 
-from models.network import build_network
-from models.spec import RNNSpec
-from models.weights import weights_bytes
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import RNNSpec
+from warmzoo.models.weights import weights_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def local_server(**overrides: str) -> Iterator[str]:
         **overrides,
     }
     with tempfile.TemporaryDirectory() as data_dir:
-        command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--data-dir", data_dir]
+        command = [sys.executable, "-m", "warmzoo.service.cli.main", "serve", "--port", str(port), "--data-dir", data_dir]
         with open(Path(data_dir) / "server.log", "wb") as log:
             server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"

@@ -16,11 +16,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from models.device import resolve_device
-from models.network import Network, build_network
-from models.spec import RNNSpec
-from models.tasks import make_task
-from models.vaa import reachable_states, vaa_star
+from warmzoo.models.device import resolve_device
+from warmzoo.models.network import Network, build_network
+from warmzoo.models.spec import RNNSpec
+from warmzoo.models.tasks import make_task
+from warmzoo.models.vaa import reachable_states, vaa_star
 
 CONFIGS = [("gru", 100), ("gru", 784), ("brc", 100)]
 HIDDEN, LAYERS, BATCH, S = 256, 2, 32, 100

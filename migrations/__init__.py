@@ -1,1 +1,1 @@
-"""Alembic migrations of the registry database; `service.db.upgrade_database` applies them."""
+"""Alembic migrations of the registry database; `warmzoo.service.registry.db.upgrade_database` applies them."""

@@ -1,6 +1,6 @@
-"""Alembic environment: the URL comes from `service.config.Settings`, never from alembic.ini.
+"""Alembic environment: the URL comes from `warmzoo.service.core.config.Settings`, never from alembic.ini.
 
-`service.db.upgrade_database` hands over an open connection (holding the migration lock);
+`warmzoo.service.registry.db.upgrade_database` hands over an open connection (holding the migration lock);
 the `alembic` command line gets an engine built from the settings instead.
 """
 
@@ -11,9 +11,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-from service.config import get_settings
-from service.db import make_engine
-from service.tables import Base
+from warmzoo.service.core.config import get_settings
+from warmzoo.service.registry.db import make_engine
+from warmzoo.service.registry.tables import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("connection") is None:

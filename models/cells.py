@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from models.spec import RNNSpec
+from warmzoo.models.spec import RNNSpec
 
 
 def _xavier_blocks_(weight: Tensor, blocks: int) -> None:

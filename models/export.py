@@ -34,8 +34,8 @@ from pydantic import BaseModel
 from torch import Tensor, nn
 from torch.onnx import symbolic_helper
 
-from models.cells import BRCCell, DoubleLayer, Layer, LoopCell, MGUCell, NBRCCell
-from models.network import Network
+from warmzoo.models.cells import BRCCell, DoubleLayer, Layer, LoopCell, MGUCell, NBRCCell
+from warmzoo.models.network import Network
 
 OPSET = 17
 TOLERANCE = 1e-4

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models.cells import Layer, make_layer
-from models.spec import RNNSpec
+from warmzoo.models.cells import Layer, make_layer
+from warmzoo.models.spec import RNNSpec
 
 
 class Network(nn.Module):

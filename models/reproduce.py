@@ -32,13 +32,13 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.device import resolve_device
-from models.network import build_network
-from models.spec import CellName, RNNSpec
-from models.tasks import TaskData, TaskName, make_task
-from models.training import TrainingConfig, chance_loss, split_task, train
-from models.vaa import measure_vaa
-from models.warmup import WarmupConfig, warmup
+from warmzoo.models.device import resolve_device
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import CellName, RNNSpec
+from warmzoo.models.tasks import TaskData, TaskName, make_task
+from warmzoo.models.training import TrainingConfig, chance_loss, split_task, train
+from warmzoo.models.vaa import measure_vaa
+from warmzoo.models.warmup import WarmupConfig, warmup
 
 ArmName = Literal["cold", "warm", "double-cold", "double-warm"]
 LEARNED_FRACTION = 0.5  # a run "learned" when its test loss is below this fraction of chance

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from models.spec import TASK_INPUT_SIZES
+from warmzoo.models.spec import TASK_INPUT_SIZES
 
 TaskName = Literal["copy_first_input", "denoising", "gaussian", "digits"]
 

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from models.network import Network
-from models.tasks import TaskData
-from models.vaa import measure_vaa
+from warmzoo.models.network import Network
+from warmzoo.models.tasks import TaskData
+from warmzoo.models.vaa import measure_vaa
 
 
 class TrainingConfig(BaseModel):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from models.distances import pairwise_distances
-from models.network import Network
+from warmzoo.models.distances import pairwise_distances
+from warmzoo.models.network import Network
 
 VAA_CHUNK = 1000  # steps per chunk of the exact VAA roll: bounds memory for S = 10000
 

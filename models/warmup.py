@@ -11,8 +11,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from models.network import Network
-from models.vaa import reachable_states, vaa_star
+from warmzoo.models.network import Network
+from warmzoo.models.vaa import reachable_states, vaa_star
 
 
 class WarmupConfig(BaseModel):

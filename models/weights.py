@@ -15,8 +15,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
-from models.network import Network, build_network
-from models.spec import RNNSpec
+from warmzoo.models.network import Network, build_network
+from warmzoo.models.spec import RNNSpec
 
 SPEC_KEY = "spec"
 

@@ -1,4 +1,7 @@
-"""The warmzoo service: registry, blob store, jobs, inference and the HTTP API over them.
+"""The warmzoo service, in layers that import only downwards:
 
-`service` imports `models` (the science), never the reverse.
+    core <- registry <- security <- jobs | serving <- api <- cli
+
+`service` imports `models` (the science), never the reverse; import-linter checks both
+(the contracts are in pyproject.toml, the layers in docs/design.md).
 """

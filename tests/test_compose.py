@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from service.config import Settings
+from warmzoo.service.core.config import Settings
 
 COMPOSE = Path(__file__).resolve().parents[1] / "compose.yaml"
 ONE_IMAGE = ("api-1", "api-2", "migrate", "ray-head", "ray-gpu-worker")  # all built from ./Dockerfile

@@ -1,7 +1,7 @@
 """What route handlers get injected: settings, a database session, the blob store, the registry,
 pagination, and who is asking (the principal, its scope checked, its request rate limited).
 
-Everything comes from `app.state`, set up by `service.app.create_app`, so that each app (and
+Everything comes from `app.state`, set up by `warmzoo.service.api.app.create_app`, so that each app (and
 each test) carries its own configuration. A dependency that does no I/O is `async def`: FastAPI
 runs a plain `def` one in its threadpool, a thread hop per dependency per request.
 """
@@ -17,13 +17,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service import auth, jobs
-from service.auth import Principal
-from service.blobs import BlobStore
-from service.config import Settings
-from service.errors import ApiError
-from service.ratelimit import rate_limited
-from service.registry import MAX_INT, Registry, check_name
+from warmzoo.service.core.config import Settings
+from warmzoo.service.core.errors import limit_exceeded
+from warmzoo.service.jobs import lifecycle
+from warmzoo.service.registry.blobs import BlobStore
+from warmzoo.service.registry.registry import MAX_INT, Registry, check_name
+from warmzoo.service.security import auth
+from warmzoo.service.security.auth import Principal
+from warmzoo.service.security.ratelimit import rate_limited
 
 
 async def app_settings(request: Request) -> Settings:
@@ -73,12 +74,7 @@ async def pagination(
     offset: Annotated[int, Query(ge=0, le=MAX_INT, description="Items to skip.")] = 0,
 ) -> Pagination:
     if limit > settings.max_page_size:
-        raise ApiError(
-            422,
-            f"limit is {limit}; at most {settings.max_page_size} per page, use offset to page on",
-            field="limit",
-            code="limit_exceeded",
-        )
+        raise limit_exceeded(f"limit is {limit}", settings.max_page_size, "max_page_size", "limit", "use offset to page on")
     return Pagination(limit, offset)
 
 
@@ -142,7 +138,7 @@ def owned_model(name: str, who: WriterDep, registry: RegistryDep) -> None:
 
 def owned_job(job_id: str, who: WriterDep, session: SessionDep) -> None:
     """For routes that change job `job_id`: 404 if there is none, 403 unless `who` owns it."""
-    auth.check_job_owner(who, jobs.get(session, job_id))
+    auth.check_job_owner(who, lifecycle.get(session, job_id))
 
 
 def publishing_as(name: str, who: WriterDep, registry: RegistryDep) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.tables import DatasetRow, JobRow
+from warmzoo.service.registry.tables import DatasetRow, JobRow
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 

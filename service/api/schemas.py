@@ -7,10 +7,10 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.spec import RNNSpec
-from service.artifacts import FILE_KINDS
-from service.registry import MAX_INT, Page
-from service.tables import AliasRow, FileRow, ModelRow, VersionRow
+from warmzoo.models.spec import RNNSpec
+from warmzoo.service.registry.artifacts import FILE_KINDS
+from warmzoo.service.registry.registry import MAX_INT, Page
+from warmzoo.service.registry.tables import AliasRow, FileRow, ModelRow, VersionRow
 
 T = TypeVar("T")
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL characters

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from service.blobs import LocalBlobStore
-from service.cli import main
-from service.config import Settings
-from service.db import make_engine, session_factory, upgrade_database
-from service.registry import Registry
 from tests.service.factories import tiny_spec, tiny_weights
+from warmzoo.service.cli.main import main
+from warmzoo.service.core.config import Settings
+from warmzoo.service.registry.blobs import LocalBlobStore
+from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
+from warmzoo.service.registry.registry import Registry
 
 
 def test_fsck_reports_then_repairs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
 from tests.service.factories import tiny_spec, tiny_weights
 from tests.service.test_e2e import start_server, stop_server
+from warmzoo.service.cli.main import main
 
 SUBMIT = "submit --cell gru --hidden-size 4 --task copy_first_input --seq-length 12 --num-samples 16 --steps 2"
 

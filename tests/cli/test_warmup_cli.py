@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from models.weights import network_from_weights
+from warmzoo.models.weights import network_from_weights
 
 
 def test_warmup_writes_weights_and_report(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "service.cli", "warmup", "--cell", "brc", "--hidden-size", "8", "--num-layers", "2",
+    cmd = [sys.executable, "-m", "warmzoo.service.cli.main", "warmup", "--cell", "brc", "--hidden-size", "8", "--num-layers", "2",
            "--double", "--task", "denoising", "--seq-length", "20", "--steps", "4", "--vaa-steps", "50",
            "--num-samples", "64", "--seed", "3", "--out", str(out)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.cells import DoubleLayer
-from models.network import build_network
-from models.spec import CELLS, RNNSpec
+from warmzoo.models.cells import DoubleLayer
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import CELLS, RNNSpec
 
 
 def sig(v: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from models.device import resolve_device
+from warmzoo.models.device import resolve_device
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.export import UNROLL, ExportError, check_parity, export_onnx
-from models.network import build_network
-from models.spec import CELLS, RNNSpec
+from warmzoo.models.export import UNROLL, ExportError, check_parity, export_onnx
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import CELLS, RNNSpec
 
 
 def _net(cell: str, double: bool = False, seed: int = 0) -> torch.nn.Module:
@@ -126,7 +126,7 @@ def test_parity_check_catches_a_wrong_graph() -> None:
 
 
 def test_failed_parity_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    import models.export as export
+    import warmzoo.models.export as export
 
     monkeypatch.setattr(export, "TOLERANCE", 0.0)  # nothing passes a zero tolerance on 500 steps
     monkeypatch.setattr(export, "DRIFT_FACTOR", 0.0)

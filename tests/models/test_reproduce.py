@@ -17,7 +17,7 @@ CELLS, ARMS, SEEDS, STEPS, EVERY = ["gru", "brc"], ["cold", "warm", "double-warm
 
 def test_reproduce_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "service.cli", "reproduce", "--task", "copy_first_input", "--seq-length", "12",
+    cmd = [sys.executable, "-m", "warmzoo.service.cli.main", "reproduce", "--task", "copy_first_input", "--seq-length", "12",
            "--cells", *CELLS, "--arms", *ARMS, "--seeds", *map(str, SEEDS), "--hidden-size", "4",
            "--training-steps", str(STEPS), "--eval-every", str(EVERY), "--warmup-steps", "3",
            "--vaa-steps", "50", "--vaa-train-steps", "20", "--num-train", "40", "--num-val", "8",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.tasks import TASK_INPUT_SIZES, make_task
+from warmzoo.models.tasks import TASK_INPUT_SIZES, make_task
 
 
 def test_copy_first_input() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.network import build_network
-from models.spec import RNNSpec
-from models.tasks import make_task
-from models.training import TrainingConfig, chance_loss, evaluate, split_task, task_loss, train
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import RNNSpec
+from warmzoo.models.tasks import make_task
+from warmzoo.models.training import TrainingConfig, chance_loss, evaluate, split_task, task_loss, train
 
 
 def test_split_task_keeps_targets_aligned() -> None:

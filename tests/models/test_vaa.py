@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.distances import pairwise_distances
-from models.network import build_network
-from models.spec import CELLS, RNNSpec
-from models.vaa import reachable_states, vaa, vaa_star
+from warmzoo.models.distances import pairwise_distances
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import CELLS, RNNSpec
+from warmzoo.models.vaa import reachable_states, vaa, vaa_star
 
 
 def test_distances_are_exact_at_the_epsilon_scale() -> None:

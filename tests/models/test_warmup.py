@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.network import build_network
-from models.spec import RNNSpec
-from models.tasks import make_task
-from models.vaa import measure_vaa
-from models.warmup import WarmupConfig, WarmupDiverged, stabilization_steps, warmup
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import RNNSpec
+from warmzoo.models.tasks import make_task
+from warmzoo.models.vaa import measure_vaa
+from warmzoo.models.warmup import WarmupConfig, WarmupDiverged, stabilization_steps, warmup
 
 COPY_100 = make_task("copy_first_input", 100, 256, seed=0).inputs
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from models.network import build_network
-from models.spec import RNNSpec
-from models.weights import WeightsError, network_from_weights, state_dict_bytes, weights_bytes
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import RNNSpec
+from warmzoo.models.weights import WeightsError, network_from_weights, state_dict_bytes, weights_bytes
 
 SPEC = RNNSpec(cell="nbrc", input_size=2, hidden_size=4, num_layers=2, output_size=1)
 

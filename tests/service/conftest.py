@@ -21,14 +21,14 @@ from httpx import Response
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from models.spec import RNNSpec
-from service.app import create_app
-from service.blobs import LocalBlobStore
-from service.config import Settings
-from service.db import make_engine, session_factory, upgrade_database
-from service.registry import Registry
-from service.tables import Base
 from tests.service.factories import tiny_spec, tiny_weights
+from warmzoo.models.spec import RNNSpec
+from warmzoo.service.api.app import create_app
+from warmzoo.service.core.config import Settings
+from warmzoo.service.registry.blobs import LocalBlobStore
+from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
+from warmzoo.service.registry.registry import Registry
+from warmzoo.service.registry.tables import Base
 
 POSTGRES_URL = os.environ.get("WARMZOO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 HOW_TO_RUN_POSTGRES = (

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from models.network import build_network
-from models.spec import RNNSpec
-from models.weights import weights_bytes
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import RNNSpec
+from warmzoo.models.weights import weights_bytes
 
 
 def tiny_spec(**fields: object) -> RNNSpec:

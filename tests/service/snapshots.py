@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from service.blobs import BlobStore
-from service.db import make_engine
-from service.tables import Base
+from warmzoo.service.registry.blobs import BlobStore
+from warmzoo.service.registry.db import make_engine
+from warmzoo.service.registry.tables import Base
 
 
 @dataclass(frozen=True)

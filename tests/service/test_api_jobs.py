@@ -14,9 +14,9 @@ import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import save as save_safetensors
 
-from service.app import create_app
-from service.config import Settings
-from service.worker import Worker
+from warmzoo.service.api.app import create_app
+from warmzoo.service.core.config import Settings
+from warmzoo.service.jobs.worker import Worker
 
 # HTTP shapes do not depend on the database: test_jobs.py covers both backends.
 pytestmark = pytest.mark.parametrize("settings", ["sqlite"], indirect=True)

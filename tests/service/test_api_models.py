@@ -16,11 +16,11 @@ from httpx import Response
 from safetensors.torch import save as save_safetensors
 from sqlalchemy.exc import DataError
 
-from models.weights import read_safetensors
-from service.api.routes import models as models_routes
-from service.app import create_app
-from service.config import Settings
 from tests.service.factories import tiny_spec, tiny_weights
+from warmzoo.models.weights import read_safetensors
+from warmzoo.service.api.app import create_app
+from warmzoo.service.api.routes import models as models_routes
+from warmzoo.service.core.config import Settings
 
 Upload = Callable[..., Response]
 FILES = ["weights.safetensors", "state_dict.pt", "model.onnx", "cell.onnx", "README.md"]

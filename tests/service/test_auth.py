@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from service import auth
-from service.app import create_app
-from service.config import Settings
-from service.db import make_engine, session_factory, upgrade_database
-from service.worker import Worker
 from tests.service.factories import tiny_spec, tiny_weights
+from warmzoo.service.api.app import create_app
+from warmzoo.service.core.config import Settings
+from warmzoo.service.jobs.worker import Worker
+from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
+from warmzoo.service.security import auth
 
 Keys = dict[str, str]
 
@@ -274,7 +274,7 @@ def test_openapi_marks_the_key_optional_where_none_is_needed(secure: Settings, s
 def test_serve_resolves_auto_by_its_address(
     caplog: pytest.LogCaptureFixture, auth_setting: str, host: str, resolved: str, warned: bool
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="service.auth"):
+    with caplog.at_level(logging.WARNING, logger="warmzoo.service.security.auth"):
         settings = auth.resolve_auth(Settings(auth=auth_setting), host)  # type: ignore[arg-type]
     assert settings.auth == resolved
     assert any("auth is OFF" in r.getMessage() for r in caplog.records) is warned

@@ -24,11 +24,11 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from safetensors.torch import save as save_safetensors
 
-from models.weights import read_safetensors
-from service.app import create_app
-from service.config import Settings
 from tests.service.factories import tiny_spec, tiny_weights
 from tests.service.snapshots import store_state
+from warmzoo.models.weights import read_safetensors
+from warmzoo.service.api.app import create_app
+from warmzoo.service.core.config import Settings
 
 SPEC = tiny_spec().model_dump_json()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.blobs import BlobStore, LocalBlobStore, S3BlobStore, open_blob_store
+from warmzoo.service.registry.blobs import BlobStore, LocalBlobStore, S3BlobStore, open_blob_store
 
 
 @pytest.fixture(params=["local", "s3"])

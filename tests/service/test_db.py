@@ -10,10 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from service.config import Settings
-from service.db import alembic_config, make_engine, upgrade_database
-from service.tables import Base
 from tests.service.threads import run_in_threads
+from warmzoo.service.core.config import Settings
+from warmzoo.service.registry.db import alembic_config, make_engine, upgrade_database
+from warmzoo.service.registry.tables import Base
 
 
 def test_defaults_live_under_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

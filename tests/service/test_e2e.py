@@ -24,7 +24,7 @@ import onnxruntime as ort
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.cli import main
+from warmzoo.service.cli.main import main
 
 pytestmark = pytest.mark.e2e
 
@@ -93,7 +93,7 @@ def start_server(data_dir: Path, log_name: str = "server.log", **overrides: str)
     command = [
         sys.executable,
         "-m",
-        "service.cli",
+        "warmzoo.service.cli.main",
         "serve",
         "--port",
         str(port),

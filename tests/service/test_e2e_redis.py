@@ -128,7 +128,7 @@ def test_api_processes_share_sequences_and_metrics(tmp_path: Path, redis_prefix:
 def test_api_processes_refuse_sequences_in_memory(tmp_path: Path) -> None:
     """Each process would hold its own sequences: a sequence's next step could find none."""
     result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "serve", "--port", "1", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "warmzoo.service.cli.main", "serve", "--port", "1", "--data-dir", str(tmp_path)],
         env={**os.environ, "WARMZOO_API_PROCESSES": "2", "WARMZOO_SEQUENCE_STORE": "memory"},
         capture_output=True,
         text=True,

@@ -24,14 +24,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import make_url
 
-from service.app import create_app
-from service.blobs import LocalBlobStore
-from service.config import Settings
-from service.db import make_engine, session_factory
-from service.fsck import fsck
 from tests.service.factories import tiny_weights
 from tests.service.snapshots import store_state
 from tests.service.test_e2e import Server, start_server
+from warmzoo.service.api.app import create_app
+from warmzoo.service.core.config import Settings
+from warmzoo.service.registry.blobs import LocalBlobStore
+from warmzoo.service.registry.db import make_engine, session_factory
+from warmzoo.service.registry.fsck import fsck
 
 MiB = 1024 * 1024
 

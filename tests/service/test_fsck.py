@@ -1,4 +1,4 @@
-"""`service.fsck` on a damaged zoo, for the local and the S3 blob store (and both databases):
+"""`registry.fsck` on a damaged zoo, for the local and the S3 blob store (and both databases):
 every kind of damage is reported, nothing changes without `repair`, and a repair leaves only
 what cannot be recovered."""
 
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from service import datasets
-from service.blobs import BlobStore, LocalBlobStore, S3BlobStore, StoredBlob
-from service.config import Settings
-from service.fsck import fsck
-from service.registry import Registry
-from service.tables import DatasetRow
 from tests.service.factories import tiny_spec, tiny_weights
 from tests.service.snapshots import store_state
+from warmzoo.service.core.config import Settings
+from warmzoo.service.registry import datasets
+from warmzoo.service.registry.blobs import BlobStore, LocalBlobStore, S3BlobStore, StoredBlob
+from warmzoo.service.registry.fsck import fsck
+from warmzoo.service.registry.registry import Registry
+from warmzoo.service.registry.tables import DatasetRow
 
 LATER = datetime.now(UTC) + timedelta(hours=2)  # when every blob and leftover is past the grace period
 

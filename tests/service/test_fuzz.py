@@ -31,9 +31,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.app import create_app
-from service.config import Settings
 from tests.service.factories import tiny_weights
+from warmzoo.service.api.app import create_app
+from warmzoo.service.core.config import Settings
 
 FUZZ_MODEL = "gru-denoising"
 REAL_ROWS = {"name": FUZZ_MODEL, "version": "1"}  # path parameters that reach the published version

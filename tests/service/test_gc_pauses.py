@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.gc_pauses import freeze_long_lived
+from warmzoo.service.core.gc_pauses import freeze_long_lived
 
 
 class Node:

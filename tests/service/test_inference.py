@@ -15,16 +15,23 @@ import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from models.export import export_onnx
-from models.network import build_network
-from models.spec import RNNSpec
-from service.api.routes import inference as inference_routes
-from service.api.routes.inference import health, router
-from service.errors import ApiError, install_error_handlers
-from service.inference import ALONE_MULTIPLY_ADDS, QUICK_MULTIPLY_ADDS, InferenceService, ServedModel, multiply_adds
-from service.metrics import Telemetry, TelemetryMiddleware
-from service.oip import InferenceRequest, InferenceResponse, RequestInput
-from service.sequences import MemorySequenceStore, RedisSequenceStore
+from warmzoo.models.export import export_onnx
+from warmzoo.models.network import build_network
+from warmzoo.models.spec import RNNSpec
+from warmzoo.service.api.errors import install_error_handlers
+from warmzoo.service.api.metrics import Telemetry, TelemetryMiddleware
+from warmzoo.service.api.routes import inference as inference_routes
+from warmzoo.service.api.routes.inference import health, router
+from warmzoo.service.core.errors import Reason, WarmzooError
+from warmzoo.service.serving.dataplane import (
+    ALONE_MULTIPLY_ADDS,
+    QUICK_MULTIPLY_ADDS,
+    InferenceService,
+    ServedModel,
+    multiply_adds,
+)
+from warmzoo.service.serving.oip import InferenceRequest, InferenceResponse, RequestInput
+from warmzoo.service.serving.sequences import MemorySequenceStore, RedisSequenceStore
 
 SPECS = {
     "gru": RNNSpec(cell="gru", input_size=3, hidden_size=8, num_layers=2, output_size=2),
@@ -46,11 +53,11 @@ class Registry:
     def resolve(self, name: str, version: str | None) -> ServedModel:
         versions = self.versions.get(name)
         if not versions:
-            raise ApiError(404, f"no model {name!r}", field="name", code="not_found")
+            raise WarmzooError(Reason.NOT_FOUND, f"no model {name!r}", field="name", code="not_found")
         if version is None:
             return versions[max(versions)]
         if not version.isdigit() or int(version) not in versions:
-            raise ApiError(404, f"model {name!r} has no version {version!r}", field="version", code="not_found")
+            raise WarmzooError(Reason.NOT_FOUND, f"model {name!r} has no version {version!r}", field="version", code="not_found")
         return versions[int(version)]
 
 

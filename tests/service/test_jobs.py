@@ -13,18 +13,19 @@ import torch
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.warmup import WarmupDiverged
-from service import jobs, queue, runner
-from service.blobs import LocalBlobStore
-from service.config import Settings
-from service.db import make_engine, session_factory, upgrade_database
-from service.errors import ApiError
-from service.job_requests import ExportIn, MeasureIn, WarmupIn, check_export, check_measure, check_warmup
-from service.registry import Registry
-from service.starter import seed_starter_catalogue, starter_requests
-from service.tables import JobRow, VersionRow, utcnow
-from service.worker import Worker
 from tests.service.factories import tiny_spec
+from warmzoo.models.warmup import WarmupDiverged
+from warmzoo.service.api.errors import HTTP_STATUS
+from warmzoo.service.core.config import Settings
+from warmzoo.service.core.errors import WarmzooError
+from warmzoo.service.jobs import lifecycle, queue, runner
+from warmzoo.service.jobs.requests import ExportIn, MeasureIn, WarmupIn, check_export, check_measure, check_warmup
+from warmzoo.service.jobs.starter import seed_starter_catalogue, starter_requests
+from warmzoo.service.jobs.worker import Worker
+from warmzoo.service.registry.blobs import LocalBlobStore
+from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
+from warmzoo.service.registry.registry import Registry
+from warmzoo.service.registry.tables import JobRow, VersionRow, utcnow
 
 
 @pytest.fixture
@@ -68,12 +69,12 @@ def submit(
 ) -> str:
     with sessions() as session:
         new = check_warmup(body, settings, Registry(session, blobs))
-        return jobs.submit(session, new, settings, key)[0].id
+        return lifecycle.submit(session, new, settings, key)[0].id
 
 
 def job(sessions: sessionmaker[Session], job_id: str) -> JobRow:
     with sessions() as session:
-        return jobs.get(session, job_id)
+        return lifecycle.get(session, job_id)
 
 
 def run_until_first_step(worker: Worker, sessions: sessionmaker[Session], job_id: str) -> threading.Thread:
@@ -120,11 +121,11 @@ def test_a_warmup_job_publishes_a_measured_version(
 
 def test_the_progress_curve_stays_small_and_ends_at_the_last_step() -> None:
     curve = [(step, step / 1000) for step in range(1, 100_001)]
-    kept = jobs.thinned(curve)
-    assert len(kept) <= jobs.CURVE_POINTS and kept[-1] == curve[-1] and kept[0][0] <= 200
+    kept = lifecycle.thinned(curve)
+    assert len(kept) <= lifecycle.CURVE_POINTS and kept[-1] == curve[-1] and kept[0][0] <= 200
     steps = [step for step, _ in kept]
     assert len({b - a for a, b in zip(steps, steps[1:])}) == 1  # evenly spaced
-    assert jobs.thinned(curve[:10]) == curve[:10] and jobs.thinned([]) == []
+    assert lifecycle.thinned(curve[:10]) == curve[:10] and lifecycle.thinned([]) == []
 
 
 def test_a_warmup_from_a_base_records_its_lineage(
@@ -147,9 +148,9 @@ def test_idempotency_key_returns_the_same_job_and_refuses_another_request(
 ) -> None:
     first = submit(sessions, blobs, job_settings, warmup_body(), key="k-1")
     assert submit(sessions, blobs, job_settings, warmup_body(), key="k-1") == first
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(WarmzooError) as refused:
         submit(sessions, blobs, job_settings, warmup_body(steps=4), key="k-1")
-    assert (refused.value.status, refused.value.field) == (409, "Idempotency-Key")
+    assert (HTTP_STATUS[refused.value.reason], refused.value.field) == (409, "Idempotency-Key")
     assert submit(sessions, blobs, job_settings, warmup_body()) != first  # no key: a new job
 
 
@@ -170,11 +171,11 @@ def test_cancel_a_queued_job_at_once_and_refuse_to_cancel_a_finished_one(
 ) -> None:
     job_id = submit(sessions, blobs, job_settings, warmup_body())
     with sessions() as session:
-        assert jobs.cancel(session, job_id).status == "canceled"
+        assert lifecycle.cancel(session, job_id).status == "canceled"
         assert not worker.run_once()  # nothing left to run
-        with pytest.raises(ApiError) as refused:
-            jobs.cancel(session, job_id)
-        assert refused.value.status == 409
+        with pytest.raises(WarmzooError) as refused:
+            lifecycle.cancel(session, job_id)
+        assert HTTP_STATUS[refused.value.reason] == 409
 
 
 def test_cancel_a_running_job_stops_it_between_steps(
@@ -183,7 +184,7 @@ def test_cancel_a_running_job_stops_it_between_steps(
     job_id = submit(sessions, blobs, job_settings, warmup_body(steps=100_000))
     running = run_until_first_step(worker, sessions, job_id)
     with sessions() as session:
-        flagged = jobs.cancel(session, job_id)
+        flagged = lifecycle.cancel(session, job_id)
     assert (flagged.status, flagged.cancel_requested) == ("running", True)
     running.join(timeout=30)
     assert not running.is_alive()
@@ -300,10 +301,10 @@ def test_measure_and_export_jobs(
     worker.run_once()
     with sessions() as session:
         registry = Registry(session, blobs)
-        measure = jobs.submit(
+        measure = lifecycle.submit(
             session, check_measure("tiny", "latest", MeasureIn(repeats=3), job_settings, registry), job_settings
         )[0]
-        export = jobs.submit(session, check_export("tiny", "1", ExportIn(), registry), job_settings)[0]
+        export = lifecycle.submit(session, check_export("tiny", "1", ExportIn(), registry), job_settings)[0]
     worker.run_once()
     worker.run_once()
     measured = job(sessions, measure.id)
@@ -322,7 +323,7 @@ def test_a_warmup_on_an_uploaded_dataset(
 
     import numpy as np
 
-    from service import datasets
+    from warmzoo.service.registry import datasets
 
     buffer = io.BytesIO()
     np.save(buffer, np.random.default_rng(0).standard_normal((10, 8, 2)).astype(np.float32))
@@ -345,18 +346,18 @@ def test_the_starter_catalogue_is_queued_once_on_an_empty_zoo(
     assert seed_starter_catalogue(job_settings) == 6
     assert seed_starter_catalogue(job_settings) == 0
     with sessions() as session:
-        page = jobs.list_jobs(session, limit=100, offset=0, kind="warmup", status="queued")
+        page = lifecycle.list_jobs(session, limit=100, offset=0, kind="warmup", status="queued")
     assert page.total == 6
 
 
 def test_list_filters_and_pages(sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings) -> None:
     ids = [submit(sessions, blobs, job_settings, warmup_body()) for _ in range(3)]
     with sessions() as session:
-        jobs.cancel(session, ids[0])
-        assert jobs.list_jobs(session, 10, 0, status="canceled").total == 1
-        page = jobs.list_jobs(session, 2, 0, status="queued")
+        lifecycle.cancel(session, ids[0])
+        assert lifecycle.list_jobs(session, 10, 0, status="canceled").total == 1
+        page = lifecycle.list_jobs(session, 2, 0, status="queued")
         assert (page.total, len(page.items)) == (2, 2)
-        assert jobs.list_jobs(session, 10, 0, kind="export").total == 0
+        assert lifecycle.list_jobs(session, 10, 0, kind="export").total == 0
 
 
 def test_data_checks_name_the_field(
@@ -371,6 +372,6 @@ def test_data_checks_name_the_field(
     }
     with sessions() as session:
         for field, data in cases.items():
-            with pytest.raises(ApiError) as refused:
+            with pytest.raises(WarmzooError) as refused:
                 check_warmup(warmup_body(data=data), job_settings, Registry(session, blobs))
             assert refused.value.field == field, (data, refused.value.message)

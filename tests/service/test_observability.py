@@ -17,16 +17,16 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from prometheus_client.parser import text_string_to_metric_families
 
-from service import jobs
-from service.app import create_app
-from service.blobs import LocalBlobStore
-from service.config import Settings
-from service.db import make_engine, session_factory, upgrade_database
-from service.job_requests import WarmupIn, check_warmup
-from service.logs import JsonFormatter, configure_logging, request_id
-from service.metrics import UNKNOWN_MODEL, UNMATCHED, Telemetry, TelemetryMiddleware
-from service.registry import Registry
-from service.worker import Worker
+from warmzoo.service.api.app import create_app
+from warmzoo.service.api.metrics import UNKNOWN_MODEL, UNMATCHED, Telemetry, TelemetryMiddleware
+from warmzoo.service.core.config import Settings
+from warmzoo.service.core.logs import JsonFormatter, configure_logging, request_id
+from warmzoo.service.jobs import lifecycle
+from warmzoo.service.jobs.requests import WarmupIn, check_warmup
+from warmzoo.service.jobs.worker import Worker
+from warmzoo.service.registry.blobs import LocalBlobStore
+from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
+from warmzoo.service.registry.registry import Registry
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -268,8 +268,8 @@ def test_the_worker_logs_job_lifecycle_events(worker_settings: Settings, caplog:
         with sessions() as session:
             body = WarmupIn.model_validate({**WARMUP, "warmup": {"steps": 10, "batch_size": 8}})
             new = check_warmup(body, worker_settings, Registry(session, blobs))
-            job_id = jobs.submit(session, new, worker_settings)[0].id
-        with caplog.at_level(logging.DEBUG, logger="service.worker"):
+            job_id = lifecycle.submit(session, new, worker_settings)[0].id
+        with caplog.at_level(logging.DEBUG, logger="warmzoo.service.jobs.worker"):
             assert Worker(worker_settings, sessions, blobs).run_once()
     finally:
         engine.dispose()

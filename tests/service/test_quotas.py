@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service import auth, ratelimit
-from service.app import create_app
-from service.config import Settings
-from service.db import make_engine, session_factory, upgrade_database
-from service.ratelimit import TokenBuckets
 from tests.service.factories import tiny_spec, tiny_weights
+from warmzoo.service.api.app import create_app
+from warmzoo.service.core.config import Settings
+from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
+from warmzoo.service.security import auth, ratelimit
+from warmzoo.service.security.ratelimit import TokenBuckets
 
 
 class Clock:

@@ -21,16 +21,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
-from service.blobs import LocalBlobStore
-from service.config import Settings
-from service.db import make_engine, session_factory, upgrade_database
-from service.executor import make_executor
-from service.job_requests import ExportIn, MeasureIn, check_export, check_measure
-from service.registry import Registry
-from service.tables import JobRow, ModelRow, VersionRow
 from tests.service.conftest import _unavailable
 from tests.service.test_jobs import job, submit, warmup_body
+from warmzoo.service.core.config import Settings
+from warmzoo.service.jobs import lifecycle
+from warmzoo.service.jobs.executors import make_executor
+from warmzoo.service.jobs.requests import ExportIn, MeasureIn, check_export, check_measure
+from warmzoo.service.registry.blobs import LocalBlobStore
+from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
+from warmzoo.service.registry.registry import Registry
+from warmzoo.service.registry.tables import JobRow, ModelRow, VersionRow
 
 pytestmark = pytest.mark.ray
 
@@ -118,7 +118,7 @@ def test_a_job_asks_ray_for_a_gpu_only_when_it_runs_on_cuda(
 ) -> None:
     """A `cuda` job on a cluster without GPUs asks for a CPU (and fails there, naming the
     device) instead of waiting forever; export jobs have no device and run on a CPU."""
-    from service.ray_executor import task_options
+    from warmzoo.service.jobs.executors.ray_cluster import task_options
 
     kind, request = ("export", {}) if device is None else ("warmup", {"device": device})
     options = task_options(JobRow(id="j", kind=kind, request=request), cluster_has_gpus)
@@ -134,7 +134,7 @@ def test_warmup_measure_and_export_jobs_run_as_ray_tasks(zoo: Zoo) -> None:
         registry = Registry(session, zoo.blobs)
         measure = check_measure("on-ray", "1", MeasureIn(repeats=2), zoo.settings, registry)
         export = check_export("on-ray", "1", ExportIn(files=["cell.onnx"]), registry)
-        ids = [jobs.submit(session, new, zoo.settings)[0].id for new in (measure, export)]
+        ids = [lifecycle.submit(session, new, zoo.settings)[0].id for new in (measure, export)]
     measured, exported = (zoo.ended(job_id) for job_id in ids)
     assert measured.status == "succeeded", measured.error
     assert measured.result is not None and len(measured.result["vaa_estimates"]) == 2
@@ -146,7 +146,7 @@ def test_cancel_stops_a_running_ray_task(zoo: Zoo) -> None:
     job_id = zoo.warmup("ray-cancel", steps=100_000)
     zoo.stepped(job_id)
     with zoo.sessions() as session:
-        jobs.cancel(session, job_id)
+        lifecycle.cancel(session, job_id)
     done = zoo.ended(job_id)
     assert done.status == "canceled" and done.progress is not None and done.progress["step"] < 100_000
     assert zoo.versions("ray-cancel") == []
@@ -164,7 +164,7 @@ def test_cancel_removes_a_ray_task_still_waiting_for_a_cpu(zoo: Zoo, ray_module:
         job_id = zoo.warmup("ray-waiting", steps=3)
         zoo.wait(job_id, lambda row: row.status == "running", "was claimed")
         with zoo.sessions() as session:
-            jobs.cancel(session, job_id)
+            lifecycle.cancel(session, job_id)
         done = zoo.ended(job_id)
     finally:
         remove_placement_group(everything)

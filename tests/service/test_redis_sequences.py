@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import redis
 
-from service.config import Settings
-from service.sequences import (
+from warmzoo.service.core.config import Settings
+from warmzoo.service.serving.sequences import (
     RedisSequenceStore,
     SequenceState,
     SequenceStoreFull,

@@ -11,17 +11,18 @@ import torch
 from safetensors.torch import save as save_safetensors
 from sqlalchemy import func, select
 
-from models import export
-from models.network import build_network
-from models.weights import read_safetensors
-from service.blobs import Blob, LocalBlobStore
-from service.config import Settings
-from service.db import make_engine, session_factory
-from service.errors import ApiError
-from service.registry import LATEST, ModelFilter, Registry, VersionRef
-from service.tables import FileRow, ModelRow, VersionRow
 from tests.service.factories import tiny_spec, tiny_weights
 from tests.service.threads import run_in_threads
+from warmzoo.models import export
+from warmzoo.models.network import build_network
+from warmzoo.models.weights import read_safetensors
+from warmzoo.service.api.errors import HTTP_STATUS
+from warmzoo.service.core.config import Settings
+from warmzoo.service.core.errors import WarmzooError
+from warmzoo.service.registry.blobs import Blob, LocalBlobStore
+from warmzoo.service.registry.db import make_engine, session_factory
+from warmzoo.service.registry.registry import LATEST, ModelFilter, Registry, VersionRef
+from warmzoo.service.registry.tables import FileRow, ModelRow, VersionRow
 
 
 def publish(registry: Registry, name: str, seed: int = 0, **fields: object) -> VersionRow:
@@ -84,19 +85,19 @@ def test_resolve_errors_name_the_field(registry: Registry) -> None:
     publish(registry, "known")
     cases = [("nope", "1", "name", 404), ("known", "9", "version", 404), ("known", "prod", "version", 404)]
     for name, version, field, status in cases:
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(WarmzooError) as caught:
             registry.resolve(name, version)
-        assert (caught.value.field, caught.value.status) == (field, status)
-    with pytest.raises(ApiError) as caught:
+        assert (caught.value.field, HTTP_STATUS[caught.value.reason]) == (field, status)
+    with pytest.raises(WarmzooError) as caught:
         registry.resolve("known", "Not An Alias!")
-    assert (caught.value.status, caught.value.field) == (422, "version")
+    assert (HTTP_STATUS[caught.value.reason], caught.value.field) == (422, "version")
 
 
 @pytest.mark.parametrize("name", ["", "Upper", "-lead", "a" * 101, "spa ce", "sl/ash"])
 def test_invalid_names_are_refused_before_anything_is_stored(registry: Registry, name: str) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(WarmzooError) as caught:
         publish(registry, name)
-    assert (caught.value.status, caught.value.field, caught.value.code) == (422, "name", "invalid_name")
+    assert (HTTP_STATUS[caught.value.reason], caught.value.field, caught.value.code) == (422, "name", "invalid_name")
     assert list(Path(registry.blobs.root).rglob("*.*")) == []  # type: ignore[attr-defined]
 
 
@@ -123,9 +124,9 @@ def test_bad_weights_name_the_tensor_and_store_nothing(registry: Registry, chang
         tensors["surplus"] = torch.zeros(2)
     elif change == "nan":
         tensors["readout.weight"][0, 0] = float("nan")
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(WarmzooError) as caught:
         registry.publish_version("bad", tiny_spec(), bare_safetensors(tensors))
-    assert (caught.value.status, caught.value.field, caught.value.code) == (422, "weights", "invalid_weights")
+    assert (HTTP_STATUS[caught.value.reason], caught.value.field, caught.value.code) == (422, "weights", "invalid_weights")
     assert all(word in caught.value.message for word in words), caught.value.message
     assert registry.session.scalar(select(func.count()).select_from(VersionRow)) == 0
     assert [p for p in Path(registry.blobs.root).rglob("*") if p.is_file()] == []  # type: ignore[attr-defined]
@@ -140,13 +141,13 @@ def test_safetensors_without_metadata_are_accepted_and_made_self_describing(regi
 
 def test_garbage_is_not_safetensors(registry: Registry) -> None:
     for garbage in (b"", b"\x80\x04pickle", (10**9).to_bytes(8, "little") + b"{}"):
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(WarmzooError) as caught:
             registry.publish_version("junk", tiny_spec(), garbage)
         assert caught.value.field == "weights" and "safetensors" in caught.value.message
 
 
 def test_spec_mismatch_with_file_metadata_is_refused(registry: Registry) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(WarmzooError) as caught:
         registry.publish_version("mismatch", tiny_spec(cell="lstm"), tiny_weights(tiny_spec(cell="chrono")))
     assert (caught.value.field, caught.value.code) == ("spec", "spec_mismatch")
 
@@ -207,7 +208,7 @@ def test_lineage_description_tags(registry: Registry) -> None:
     assert "Warmed up from `parent` version 1." in registry.read(card.sha256).decode()
     model = registry.get_model("child")
     assert model.description == "warmed" and [t.name for t in model.tags] == ["gru", "paper"]
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(WarmzooError) as caught:
         publish(registry, "orphan", base=VersionRef("parent", 5))
     assert caught.value.field == "base.version"
 
@@ -221,15 +222,15 @@ def test_aliases(registry: Registry) -> None:
     publish(registry, "al", seed=5)
     assert registry.resolve("al", "prod").number == 2 and registry.resolve("al", LATEST).number == 3
     registry.delete_alias("al", "prod")
-    with pytest.raises(ApiError):
+    with pytest.raises(WarmzooError):
         registry.resolve("al", "prod")
     for call in (lambda: registry.set_alias("al", LATEST, 1), lambda: registry.delete_alias("al", LATEST)):
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(WarmzooError) as caught:
             call()
         assert caught.value.code == "reserved_alias"
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(WarmzooError) as caught:
         registry.set_alias("al", "prod", 9)
-    assert caught.value.status == 404
+    assert HTTP_STATUS[caught.value.reason] == 404
 
 
 def test_tags(registry: Registry) -> None:
@@ -238,7 +239,7 @@ def test_tags(registry: Registry) -> None:
     assert [t.name for t in registry.add_tags("tagged", ["a", "c"]).tags] == ["a", "b", "c"]
     registry.remove_tag("tagged", "b")
     assert [t.name for t in registry.get_model("tagged").tags] == ["a", "c"]
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(WarmzooError) as caught:
         registry.add_tags("tagged", ["Bad Tag"])
     assert caught.value.field == "tags.0"
 
@@ -291,9 +292,9 @@ def test_derived_files_are_produced_once_and_recorded(registry: Registry) -> Non
     assert onnx.details is not None and onnx.details["parity"]["passed"] is True
     assert hashlib.sha256(registry.read(onnx.sha256)).hexdigest() == onnx.sha256
     assert registry.get_or_create_file(version, "model.onnx").id == onnx.id
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(WarmzooError) as caught:
         registry.get_or_create_file(version, "weights.bin")
-    assert (caught.value.status, caught.value.field) == (404, "file")
+    assert (HTTP_STATUS[caught.value.reason], caught.value.field) == (404, "file")
 
 
 def test_concurrent_requests_produce_one_file(settings: Settings, registry: Registry) -> None:
@@ -317,7 +318,7 @@ def test_failed_parity_is_an_error_not_a_file(registry: Registry, monkeypatch: p
     monkeypatch.setattr(export, "TOLERANCE", 0.0)  # the real check, made impossible to pass
     monkeypatch.setattr(export, "DRIFT_FACTOR", 0.0)
     version = publish(registry, "unexportable")
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(WarmzooError) as caught:
         registry.get_or_create_file(version, "model.onnx")
     assert caught.value.code == "export_parity_failed" and caught.value.field == "file"
     assert "disagrees with PyTorch by" in caught.value.message and "length" in caught.value.message

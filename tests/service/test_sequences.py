@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
-from service.sequences import MemorySequenceStore, SequenceState, SequenceStoreFull
 from tests.service.threads import run_in_threads
+from warmzoo.service.serving.sequences import MemorySequenceStore, SequenceState, SequenceStoreFull
 
 
 class Clock:

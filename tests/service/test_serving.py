@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from service.blobs import LocalBlobStore
-from service.config import Settings
-from service.db import make_engine, session_factory
-from service.errors import ApiError
-from service.registry import Registry
-from service.serving import registry_resolver
 from tests.service.factories import tiny_spec, tiny_weights
+from warmzoo.service.api.errors import HTTP_STATUS
+from warmzoo.service.core.config import Settings
+from warmzoo.service.core.errors import WarmzooError
+from warmzoo.service.registry.blobs import LocalBlobStore
+from warmzoo.service.registry.db import make_engine, session_factory
+from warmzoo.service.registry.registry import Registry
+from warmzoo.service.serving.repository import registry_resolver
 
 
 def test_versions_resolve_and_aliases_move(settings: Settings, registry: Registry) -> None:
@@ -26,8 +27,8 @@ def test_versions_resolve_and_aliases_move(settings: Settings, registry: Registr
         assert first.onnx_path.exists() and resolve("served", "1") is first  # cached: versions never change
         registry.set_alias("served", "prod", 2)
         assert resolve("served", "prod").version == 2  # an alias is looked up on every request
-        with pytest.raises(ApiError) as missing:
+        with pytest.raises(WarmzooError) as missing:
             resolve("served", "3")
-        assert (missing.value.status, missing.value.field) == (404, "version")
+        assert (HTTP_STATUS[missing.value.reason], missing.value.field) == (404, "version")
     finally:
         engine.dispose()

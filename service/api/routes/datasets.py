@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
 
-from service import datasets
-from service.api.deps import BlobsDep, PaginationDep, SessionDep, SettingsDep, writer
-from service.api.job_schemas import DatasetOut
-from service.api.schemas import PageOut
-from service.errors import error_responses
+from warmzoo.service.api.deps import BlobsDep, PaginationDep, SessionDep, SettingsDep, writer
+from warmzoo.service.api.errors import error_responses
+from warmzoo.service.api.job_schemas import DatasetOut
+from warmzoo.service.api.schemas import PageOut
+from warmzoo.service.registry import datasets
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 

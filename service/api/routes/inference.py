@@ -1,7 +1,7 @@
 """Open Inference Protocol v2 REST endpoints: HTTP in, `InferenceService` calls, OIP JSON out.
 
 Handlers stay thin (KServe's `rest/v2_endpoints.py` over `dataplane.py`): everything
-a request means is decided by `service.inference`. The `/versions/{version}` part is
+a request means is decided by `serving.dataplane`. The `/versions/{version}` part is
 optional everywhere; without it the model's `latest` version answers (and a sequence
 stays on the version it started on).
 """
@@ -14,10 +14,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.responses import json_response
-from service.errors import error_responses
-from service.inference import EXTENSIONS, InferenceService
-from service.oip import (
+from warmzoo.service.api.errors import error_responses
+from warmzoo.service.api.responses import json_response
+from warmzoo.service.serving.dataplane import EXTENSIONS, InferenceService
+from warmzoo.service.serving.oip import (
     INFER_EXAMPLES,
     InferenceRequest,
     InferenceResponse,

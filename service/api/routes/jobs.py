@@ -10,13 +10,13 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from service import jobs
-from service.api.deps import OwnedJob, PaginationDep, RegistryDep, SessionDep, SettingsDep, WriterDep
-from service.api.job_schemas import JobOut, JobStatus
-from service.api.schemas import PageOut
-from service.errors import error_responses
-from service.job_requests import ExportIn, JobKind, MeasureIn, check_export, check_measure
-from service.tables import JobRow
+from warmzoo.service.api.deps import OwnedJob, PaginationDep, RegistryDep, SessionDep, SettingsDep, WriterDep
+from warmzoo.service.api.errors import error_responses
+from warmzoo.service.api.job_schemas import JobOut, JobStatus
+from warmzoo.service.api.schemas import PageOut
+from warmzoo.service.jobs import lifecycle
+from warmzoo.service.jobs.requests import ExportIn, JobKind, MeasureIn, check_export, check_measure
+from warmzoo.service.registry.tables import JobRow
 
 router = APIRouter(tags=["jobs"])
 
@@ -26,7 +26,7 @@ KEEPALIVE_S = 15.0  # an SSE comment line after this much silence keeps proxies 
 JobIdPath = Annotated[str, Path(description="Job id.", max_length=36)]
 KeyHeader = Annotated[
     str | None,
-    Header(alias=jobs.KEY_HEADER, description="Makes a retry of the same request return the same job."),
+    Header(alias=lifecycle.KEY_HEADER, description="Makes a retry of the same request return the same job."),
 ]
 NamePath = Annotated[str, Path(description="Model name.")]
 VersionPath = Annotated[str, Path(description="Version number or alias.", examples=["1", "latest"])]
@@ -49,13 +49,13 @@ def list_jobs(
     kind: Annotated[JobKind | None, Query(description="Only jobs of this kind.")] = None,
 ) -> PageOut[JobOut]:
     """Jobs, newest first."""
-    found = jobs.list_jobs(session, page.limit, page.offset, status, kind)
+    found = lifecycle.list_jobs(session, page.limit, page.offset, status, kind)
     return PageOut.of(found, [JobOut.from_row(row) for row in found.items])
 
 
 @router.get("/jobs/{job_id}", responses=error_responses(404))
 def get_job(job_id: JobIdPath, session: SessionDep) -> JobOut:
-    return JobOut.from_row(jobs.get(session, job_id))
+    return JobOut.from_row(lifecycle.get(session, job_id))
 
 
 @router.post(
@@ -63,7 +63,7 @@ def get_job(job_id: JobIdPath, session: SessionDep) -> JobOut:
 )
 def cancel_job(job_id: JobIdPath, session: SessionDep, response: Response) -> JobOut:
     """A queued job is canceled at once (200); a running one stops within one step (202: follow it)."""
-    job = jobs.cancel(session, job_id)
+    job = lifecycle.cancel(session, job_id)
     if job.status != "canceled":
         response.status_code = 202
     return JobOut.from_row(job)
@@ -77,7 +77,7 @@ async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
     """`progress` events when the progress moves, `status` events when the state changes; the
     stream ends after the status event of the finished job."""
     progress, state, quiet_since = None, None, time.monotonic()
-    async for row in jobs.follow(request.app.state.sessions, job_id, EVENTS_POLL_S):
+    async for row in lifecycle.follow(request.app.state.sessions, job_id, EVENTS_POLL_S):
         job = JobOut.from_row(row)
         chunk = ""
         if job.progress != progress:
@@ -100,7 +100,7 @@ async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
 def job_events(job_id: JobIdPath, session: SessionDep, request: Request) -> StreamingResponse:
     """Server-sent events: `progress` (`{step, total, vaa_star, vaa_star_curve}`) as the job advances and
     `status` (the whole job) when its state changes; the stream closes once the job has ended."""
-    jobs.get(session, job_id)  # a 404 before the stream starts
+    lifecycle.get(session, job_id)  # a 404 before the stream starts
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(_events(request, job_id), media_type="text/event-stream", headers=headers)
 
@@ -118,7 +118,7 @@ def measure_version(
 ) -> JobOut:
     """Queue a measure job: the exact VAA of the version (n = 32, S = the server's vaa_steps)."""
     new = check_measure(name, version, body or MeasureIn(), settings, registry)
-    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key, who), response)
+    return accepted(*lifecycle.submit(registry.session, new, settings, idempotency_key, who), response)
 
 
 @router.post("/models/{name}/versions/{version}/export", status_code=202, responses=JOB_CREATED, tags=["models"])
@@ -134,4 +134,4 @@ def export_version(
 ) -> JobOut:
     """Queue an export job: produce model.onnx and cell.onnx (checked against PyTorch) ahead of downloads."""
     new = check_export(name, version, body or ExportIn(), registry)
-    return accepted(*jobs.submit(registry.session, new, settings, idempotency_key, who), response)
+    return accepted(*lifecycle.submit(registry.session, new, settings, idempotency_key, who), response)

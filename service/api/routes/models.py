@@ -10,14 +10,14 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, Response, Uploa
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from models.spec import CellName, RNNSpec
-from service.api.deps import OwnedModel, PaginationDep, PublisherDep, RegistryDep, SettingsDep
-from service.api.responses import json_response
-from service.api.schemas import NO_NUL, AliasIn, AliasOut, ModelOut, ModelPatch, PageOut, TagsIn, VersionOut
-from service.blobs import CHUNK
-from service.errors import error_responses, validation_error
-from service.limits import check_spec
-from service.registry import LATEST, MAX_INT, TAG_RE, ModelFilter, Registry, SortKey, spec_from_weights
+from warmzoo.models.spec import CellName, RNNSpec
+from warmzoo.service.api.deps import OwnedModel, PaginationDep, PublisherDep, RegistryDep, SettingsDep
+from warmzoo.service.api.errors import error_responses, validation_error
+from warmzoo.service.api.responses import json_response
+from warmzoo.service.api.schemas import NO_NUL, AliasIn, AliasOut, ModelOut, ModelPatch, PageOut, TagsIn, VersionOut
+from warmzoo.service.registry.blobs import CHUNK
+from warmzoo.service.registry.registry import LATEST, MAX_INT, TAG_RE, ModelFilter, Registry, SortKey, spec_from_weights
+from warmzoo.service.security.budgets import check_spec
 
 router = APIRouter(prefix="/models", tags=["models"])
 

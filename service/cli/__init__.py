@@ -1,0 +1,1 @@
+"""The `warmzoo` command and its HTTP client."""

@@ -1,0 +1,192 @@
+"""Jobs as the API sees them: queue a checked request (idempotently), read, list, cancel, follow.
+
+Workers take it from there through `jobs.queue`; this module never runs a job.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import anyio
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from warmzoo.service.core.config import Settings
+from warmzoo.service.core.errors import Reason, WarmzooError
+from warmzoo.service.jobs.queue import TERMINAL
+from warmzoo.service.jobs.requests import NewJob
+from warmzoo.service.registry.registry import Page
+from warmzoo.service.registry.tables import JobRow, utcnow
+from warmzoo.service.security.auth import Principal
+
+KEY_HEADER = "Idempotency-Key"
+_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII, as in HTTP header tokens
+
+
+CURVE_POINTS = 512  # most [step, VAA*] pairs a job's progress carries, however long the warm-up
+
+
+def initial_progress(total: int) -> dict[str, Any]:
+    return {"step": 0, "total": total, "vaa_star": None, "vaa_star_curve": []}
+
+
+def thinned(curve: list[tuple[int, float]], limit: int = CURVE_POINTS) -> list[tuple[int, float]]:
+    """At most `limit` points of `curve`, evenly spaced, always ending at its last point: the
+    progress of a 100 000-step warm-up stays as small as that of a 500-step one."""
+    if not curve:
+        return []
+    stride = -(-len(curve) // limit)  # ceil
+    return curve[len(curve) - 1 :: -stride][::-1]
+
+
+def _by_key(session: Session, key: str) -> JobRow | None:
+    return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
+
+
+def _same_request(job: JobRow, new: NewJob, key: str, owner: str | None) -> JobRow:
+    if job.kind != new.kind or job.request != new.request or job.owner != owner:
+        raise WarmzooError(
+            Reason.CONFLICT,
+            f"{KEY_HEADER} {key!r} was already used for job {job.id} with a different request (or by another"
+            " owner); send a new key for a new job",
+            field=KEY_HEADER,
+            code="idempotency_conflict",
+        )
+    return job
+
+
+def _check_active_jobs(session: Session, key_id: str, settings: Settings) -> None:
+    """429 once the key has max_active_jobs_per_key jobs queued or running. Two submissions racing
+    may both pass: the cap bounds a client's share of the queue, it is no exact count."""
+    active = session.scalar(
+        select(func.count()).select_from(JobRow).where(JobRow.key_id == key_id, JobRow.status.not_in(TERMINAL))
+    )
+    if (active or 0) >= settings.max_active_jobs_per_key:
+        raise WarmzooError(
+            Reason.TOO_MANY,
+            f"API key {key_id} has {active} jobs queued or running, the most this server allows"
+            " (setting WARMZOO_MAX_ACTIVE_JOBS_PER_KEY); wait for one to end or cancel one",
+            code="too_many_active_jobs",
+        )
+
+
+def submit(
+    session: Session,
+    new: NewJob,
+    settings: Settings,
+    idempotency_key: str | None = None,
+    by: Principal | None = None,
+) -> tuple[JobRow, bool]:
+    """Queue `new` for `by` (None: the server itself); with a key already used for the same
+    request, return that job instead. Returns (job, created)."""
+    owner, key_id = (by.owner, by.key_id) if by is not None else (None, None)
+    if idempotency_key is not None:
+        if not _KEY_RE.fullmatch(idempotency_key):
+            raise WarmzooError(Reason.INVALID, f"{KEY_HEADER} must be 1-200 visible ASCII characters", field=KEY_HEADER)
+        existing = _by_key(session, idempotency_key)
+        if existing is not None:
+            return _same_request(existing, new, idempotency_key, owner), False
+    if key_id is not None:
+        _check_active_jobs(session, key_id, settings)
+    job = JobRow(
+        id=str(uuid.uuid4()),
+        kind=new.kind,
+        status="queued",
+        request=new.request,
+        progress=initial_progress(new.total),
+        idempotency_key=idempotency_key,
+        owner=owner,
+        key_id=key_id,
+        attempts=0,
+        max_attempts=settings.job_max_attempts,
+        cancel_requested=False,
+    )
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:  # the same key, submitted concurrently: the first one wins
+        session.rollback()
+        existing = _by_key(session, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _same_request(existing, new, idempotency_key or "", owner), False
+    return job, True
+
+
+def get(session: Session, job_id: str) -> JobRow:
+    job = session.get(JobRow, job_id, populate_existing=True)
+    if job is None:
+        raise WarmzooError(Reason.NOT_FOUND, f"job {job_id!r} not found", field="id", code="job_not_found")
+    return job
+
+
+def list_jobs(
+    session: Session, limit: int, offset: int, status: str | None = None, kind: str | None = None
+) -> Page[JobRow]:
+    """Newest first."""
+    conditions: list[ColumnElement[bool]] = []
+    if status is not None:
+        conditions.append(JobRow.status == status)
+    if kind is not None:
+        conditions.append(JobRow.kind == kind)
+    total = session.scalar(select(func.count()).select_from(JobRow).where(*conditions)) or 0
+    newest_first = select(JobRow).where(*conditions).order_by(JobRow.created_at.desc(), JobRow.id)
+    return Page(list(session.scalars(newest_first.limit(limit).offset(offset))), total, limit, offset)
+
+
+def cancel(session: Session, job_id: str) -> JobRow:
+    """A queued job is canceled at once; a running one is flagged, and its worker stops it
+    between two steps. Canceling a finished job is a conflict."""
+    job = get(session, job_id)
+    now = utcnow()
+    for status, values in (
+        ("queued", dict(status="canceled", cancel_requested=True, finished_at=now)),
+        ("running", dict(cancel_requested=True)),
+    ):
+        changed = session.execute(
+            update(JobRow).where(JobRow.id == job_id, JobRow.status == status).values(**values)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        if changed:
+            return get(session, job_id)
+    job = get(session, job_id)
+    raise WarmzooError(
+        Reason.CONFLICT,
+        f"job {job_id} is already {job.status}; only queued or running jobs can be canceled",
+        field="id",
+        code="job_finished",
+    )
+
+
+def _snapshot(sessions: sessionmaker[Session], job_id: str) -> JobRow:
+    with sessions() as session:
+        return get(session, job_id)
+
+
+async def follow(sessions: sessionmaker[Session], job_id: str, poll_s: float) -> AsyncIterator[JobRow]:
+    """The job every `poll_s` seconds until it has ended (the last snapshot is the ended job).
+
+    Polls the jobs table (the source of truth, whichever process runs the job) in a worker
+    thread, so a slow database never blocks the event loop."""
+    while True:
+        job = await anyio.to_thread.run_sync(_snapshot, sessions, job_id)
+        yield job
+        if job.status in TERMINAL:
+            return
+        await anyio.sleep(poll_s)
+
+
+def counts(session: Session) -> dict[tuple[str, str], int]:
+    """How many jobs are in each (status, kind), read from the jobs table (for `/metrics`)."""
+    rows = session.execute(select(JobRow.status, JobRow.kind, func.count()).group_by(JobRow.status, JobRow.kind))
+    return {(status, kind): count for status, kind, count in rows}
+
+
+def oldest_queued_at(session: Session) -> datetime | None:
+    """When the job that has waited longest in the queue was created; None for an empty queue."""
+    return session.scalar(select(func.min(JobRow.created_at)).where(JobRow.status == "queued"))

@@ -1,0 +1,238 @@
+"""What each kind of job does, with the `models` package: warm up and publish, measure, export.
+
+The runner knows nothing of leases or processes. Whatever executes the job (the embedded
+worker processes today, a Ray executor later) hands it a `JobContext` to report progress,
+ask whether to stop, and record success in the same transaction as what the job produced.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Protocol
+
+import onnx
+import onnxruntime
+import torch
+from sqlalchemy.orm import Session, sessionmaker
+from torch import Tensor
+
+from warmzoo.models.device import resolve_device
+from warmzoo.models.network import Network, build_network
+from warmzoo.models.spec import RNNSpec
+from warmzoo.models.tasks import make_task
+from warmzoo.models.vaa import measure_vaa
+from warmzoo.models.warmup import WarmupConfig, WarmupDiverged, warmup
+from warmzoo.models.weights import network_from_weights, weights_bytes
+from warmzoo.service.core.config import Settings
+from warmzoo.service.jobs.requests import VAA_SAMPLES
+from warmzoo.service.registry import datasets
+from warmzoo.service.registry.blobs import BlobStore
+from warmzoo.service.registry.registry import Registry, VersionRef
+
+Request = dict[str, Any]
+
+
+class JobContext(Protocol):
+    settings: Settings
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+
+    def progress(self, step: int, total: int, vaa_star: float | None = None) -> None: ...
+
+    def should_stop(self) -> bool:
+        """True once the job must end early: canceled, its worker shutting down, or its lease lost."""
+        ...
+
+    def succeed(self, session: Session, result: dict[str, Any]) -> None:
+        """Record success in `session`'s open transaction (the caller commits); raises when the
+        job is no longer this executor's, so nothing is committed twice."""
+        ...
+
+
+class JobStopped(Exception):
+    """The job ended early because its context asked it to stop."""
+
+
+class JobFailed(Exception):
+    """The job cannot succeed; `body()` is its error, shaped like the API's error bodies."""
+
+    def __init__(self, message: str, code: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        return {"error": str(self), "field": self.field, "code": self.code}
+
+
+def library_versions() -> dict[str, str]:
+    try:
+        warmzoo = version("warmzoo")
+    except PackageNotFoundError:
+        warmzoo = "0+unknown"
+    return {
+        "warmzoo": warmzoo,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _device(name: str) -> torch.device:
+    try:
+        return resolve_device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise JobFailed(str(exc), "device_unavailable", "device") from exc
+
+
+def _stop_if_asked(ctx: JobContext) -> None:
+    if ctx.should_stop():
+        raise JobStopped
+
+
+def _inputs(data: Request, seed: int, registry: Registry) -> Tensor:
+    """The relevant input sequences [N, T, I]: a task regenerated from its seed, or a data set."""
+    if "dataset" in data:
+        return datasets.read_inputs(registry.session, registry.blobs, data["dataset"])
+    params = {k: v for k, v in data.items() if k not in ("task", "seq_length", "num_samples")}
+    return make_task(data["task"], data["seq_length"], data["num_samples"], seed=seed, **params).inputs
+
+
+def _vaa_estimates(
+    network: Network,
+    inputs: Tensor,
+    ctx: JobContext,
+    repeats: int,
+    seed: int,
+    progress: Callable[[int], None] | None = None,
+) -> list[float]:
+    """Independent exact-VAA estimates (n = 32, S = settings.vaa_steps); estimate i uses seed + i,
+    so the before and after figures of a warm-up see the same draws."""
+    estimates = []
+    for i in range(repeats):
+        _stop_if_asked(ctx)
+        estimates += measure_vaa(network, inputs, steps=ctx.settings.vaa_steps, n=VAA_SAMPLES, seed=seed + i)
+        if progress is not None:
+            progress(i + 1)
+    return estimates
+
+
+def run_warmup(request: Request, ctx: JobContext) -> None:
+    """Build (or load the base), measure, warm up, measure again, publish: the version and the
+    job's success commit together."""
+    spec = RNNSpec.model_validate(request["spec"])
+    seed, base = request["seed"], request["base"]
+    device = _device(request["device"])
+    with ctx.sessions() as session:
+        registry = Registry(session, ctx.blobs)
+        inputs = _inputs(request["data"], seed, registry)
+        if base is None:
+            network = build_network(spec, seed=seed)
+        else:
+            stored = registry.resolve(base["model"], base["version"], ("base.model", "base.version"))
+            network = network_from_weights(registry.read(stored.sha256), spec)
+    network = network.to(device)
+    started = time.perf_counter()
+    before = _vaa_estimates(network, inputs, ctx, ctx.settings.vaa_repeats, seed)
+    try:
+        result = warmup(
+            network,
+            inputs,
+            WarmupConfig.model_validate(request["warmup"]),
+            seed=seed,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+        )
+    except WarmupDiverged as exc:
+        raise JobFailed(str(exc), "warmup_diverged", "warmup.learning_rate") from exc
+    if result.stopped:
+        raise JobStopped
+    after = _vaa_estimates(network, inputs, ctx, ctx.settings.vaa_repeats, seed)
+    metrics = {
+        "vaa_before": statistics.fmean(before),
+        "vaa_after": statistics.fmean(after),
+        "vaa_star_history": result.vaa_star_history,
+        "vaa_before_estimates": before,
+        "vaa_after_estimates": after,
+        "vaa_steps": ctx.settings.vaa_steps,
+        "vaa_samples": VAA_SAMPLES,
+        "job_seconds": time.perf_counter() - started,
+    }
+    _stop_if_asked(ctx)
+    name = request["name"]
+    with ctx.sessions() as session:
+        Registry(session, ctx.blobs).publish_version(
+            name,
+            spec,
+            weights_bytes(network),
+            warmup=request["warmup"],
+            data=request["data"],
+            seed=seed,
+            device=str(device),
+            metrics=metrics,
+            seconds=result.seconds,
+            libraries=library_versions(),
+            base=VersionRef(base["model"], base["version"]) if base else None,
+            owner=request.get("owner"),  # absent from jobs queued before auth existed
+            in_transaction=lambda row: ctx.succeed(session, {"model": name, "version": row.number}),
+        )
+
+
+def run_measure(request: Request, ctx: JobContext) -> None:
+    """Exact VAA of a stored version, `repeats` independent estimates."""
+    device = _device(request["device"])
+    seed, repeats = request["seed"], request["repeats"]
+    with ctx.sessions() as session:
+        registry = Registry(session, ctx.blobs)
+        stored = registry.resolve(request["model"], request["version"])
+        network = network_from_weights(registry.read(stored.sha256)).to(device)
+        inputs = _inputs(request["data"], seed, registry)
+    started = time.perf_counter()
+    estimates = _vaa_estimates(network, inputs, ctx, repeats, seed, lambda done: ctx.progress(done, repeats))
+    result = {
+        "model": request["model"],
+        "version": request["version"],
+        "vaa": statistics.fmean(estimates),
+        "vaa_estimates": estimates,
+        "vaa_steps": ctx.settings.vaa_steps,
+        "vaa_samples": VAA_SAMPLES,
+        "data": request["data"],
+        "device": str(device),
+        "seconds": time.perf_counter() - started,
+    }
+    with ctx.sessions() as session:
+        ctx.succeed(session, result)
+        session.commit()
+
+
+def run_export(request: Request, ctx: JobContext) -> None:
+    """Produce and store the ONNX files of a version (each checked for parity with PyTorch)."""
+    names: list[str] = request["files"]
+    with ctx.sessions() as session:
+        registry = Registry(session, ctx.blobs)
+        stored = registry.resolve(request["model"], request["version"])
+        files = []
+        for done, name in enumerate(names, start=1):
+            _stop_if_asked(ctx)
+            row = registry.get_or_create_file(stored, name)
+            files.append({"name": row.name, "sha256": row.sha256, "size": row.size})
+            ctx.progress(done, len(names))
+        ctx.succeed(session, {"model": request["model"], "version": request["version"], "files": files})
+        session.commit()
+
+
+RUNNERS: dict[str, Callable[[Request, JobContext], None]] = {
+    "warmup": run_warmup,
+    "measure": run_measure,
+    "export": run_export,
+}
+
+
+def run(kind: str, request: Request, ctx: JobContext) -> None:
+    """Run one job to success; raises JobStopped, JobFailed, or whatever went wrong."""
+    RUNNERS[kind](request, ctx)

@@ -1,0 +1,153 @@
+"""The model card: the README.md of a version, written once when the version is published.
+
+It says what the network is, how it was warmed up and measured, where it came from, and
+how to run it, with snippets that work on the files downloaded next to it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from warmzoo.models.spec import RNNSpec
+from warmzoo.service.registry.tables import VersionRow
+
+PAPER = "https://arxiv.org/abs/2106.01001"
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "not measured"
+
+
+def _json_block(value: Any) -> str:
+    return "```json\n" + json.dumps(value, indent=2, sort_keys=True) + "\n```"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _description(name: str, version: VersionRow, spec: RNNSpec) -> str:
+    layers = _plural(spec.num_layers, f"{'double ' if spec.double else ''}{spec.cell} layer")
+    halves = f" (each two independent cells of {spec.hidden_size // 2} units)" if spec.double else ""
+    shape = (
+        f"a stack of {layers} of width {spec.hidden_size}{halves}, input size {spec.input_size}, "
+        f"with a linear readout to {_plural(spec.output_size, 'output')}"
+    )
+    if version.warmup is None:
+        origin = "These weights were uploaded to the zoo; they have not been warmed up here."
+    else:
+        origin = (
+            "Its initialisation was *warmed up*: trained, before any task, to maximise the variability "
+            f"amongst attractors (VAA) reachable from the task's inputs, which makes the network multistable "
+            f"and greatly improves later learning ([Lambrechts et al. 2023]({PAPER}))."
+        )
+    return f"`{name}` version {version.number} is {shape}. {origin}"
+
+
+def _numbers(version: VersionRow) -> str:
+    metrics = version.metrics
+    history = metrics.get("vaa_star_history") or []
+    rows = [
+        ("VAA before warm-up", _number(metrics.get("vaa_before"))),
+        ("VAA after warm-up", _number(metrics.get("vaa_after"))),
+        (
+            "VAA* over the warm-up",
+            f"{_number(history[0])} -> {_number(history[-1])} ({len(history)} steps)" if history else "not recorded",
+        ),
+        ("Seed", "none" if version.seed is None else str(version.seed)),
+        ("Device", version.device or "unknown"),
+        ("Warm-up time", f"{version.seconds:.1f} s" if version.seconds is not None else "unknown"),
+        ("Weights sha256", f"`{version.sha256}`"),
+    ]
+    lines = ["| | |", "|---|---|", *(f"| {label} | {value} |" for label, value in rows)]
+    extra = {k: v for k, v in metrics.items() if k not in ("vaa_before", "vaa_after", "vaa_star_history")}
+    if extra:
+        lines += ["", "Other measurements:", "", _json_block(extra)]
+    return "\n".join(lines)
+
+
+def _usage(version: VersionRow, spec: RNNSpec) -> str:
+    i, layers, s = spec.input_size, spec.num_layers, spec.state_size
+    files = f"/v1/models/{version.model.name}/versions/{version.number}/files"
+    return f"""Download the files into one directory, e.g.
+`curl -fO http://HOST{files}/weights.safetensors` (also `state_dict.pt`, `model.onnx`, `cell.onnx`);
+every download's ETag is its sha256.
+
+### PyTorch (with the `warmzoo` package)
+
+```python
+import torch
+from warmzoo.models.weights import network_from_weights
+
+with open("weights.safetensors", "rb") as f:
+    network = network_from_weights(f.read())  # the spec is read from the file's metadata
+x = torch.randn(1, 50, {i})  # [batch, time, input_size]
+y, state = network(x)  # y [1, 50, {spec.output_size}], state [{layers}, 1, {s}]
+```
+
+Without `warmzoo`, `safetensors.torch.load_file("weights.safetensors")` or
+`torch.load("state_dict.pt", weights_only=True)` give the tensors by name.
+
+### ONNX Runtime
+
+`model.onnx` runs whole sequences (any batch, any length); `state` is optional (zeros).
+
+```python
+import numpy as np
+import onnxruntime as ort
+
+session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
+x = np.random.randn(2, 50, {i}).astype(np.float32)  # [batch, time, input_size]
+output, state = session.run(["output", "state_out"], {{"input": x}})
+# carry on with the same sequences from where they stopped:
+more, state = session.run(["output", "state_out"], {{"input": x, "state": state}})
+```
+
+`cell.onnx` is one time step: `input` [batch, {i}] and `state` [{layers}, batch, {s}] in,
+`output` and `state_out` out.
+
+```python
+import numpy as np
+import onnxruntime as ort
+
+cell = ort.InferenceSession("cell.onnx", providers=["CPUExecutionProvider"])
+state = np.zeros(({layers}, 1, {s}), np.float32)
+for x_t in np.random.randn(10, 1, {i}).astype(np.float32):
+    y_t, state = cell.run(["output", "state_out"], {{"input": x_t, "state": state}})
+```"""
+
+
+def _lineage(version: VersionRow) -> str:
+    if version.base is not None:
+        return f"Warmed up from `{version.base.model.name}` version {version.base.number}."
+    if version.warmup is None:
+        return "Uploaded weights."
+    return "Warmed up from a fresh initialisation of the spec."
+
+
+def render_card(version: VersionRow) -> str:
+    """Markdown for one version (its model and base are read through the row's relationships)."""
+    name = version.model.name
+    spec = RNNSpec.model_validate(version.spec)
+    sections = [
+        f"# {name} v{version.number}",
+        _description(name, version, spec),
+        "## Numbers",
+        _numbers(version),
+        "VAA is the exact measure (1/n for a monostable network, about the number of distinct "
+        "attractors over n otherwise); VAA* is its differentiable surrogate that the warm-up optimises.",
+        "## Spec",
+        _json_block(spec.model_dump(mode="json")),
+        "## Warm-up",
+        _json_block(version.warmup) if version.warmup is not None else "None.",
+        "## Data",
+        _json_block(version.data) if version.data is not None else "None.",
+        "## Lineage",
+        _lineage(version),
+        "## Use it",
+        _usage(version, spec),
+        "## Environment",
+        _json_block(version.libraries) if version.libraries else "Not recorded.",
+    ]
+    return "\n\n".join(sections) + "\n"

@@ -1,0 +1,530 @@
+"""The inference data plane: ONNX Runtime sessions, tensor checks and streaming sequences.
+
+The OIP routes only translate HTTP; this module decides what a request means. It
+owns a bounded LRU cache of ONNX Runtime sessions (one per model version), turns
+request tensors into arrays with a 400 that names the exact fault, and carries the
+recurrent state of open sequences (Triton's sequence extension) from one request
+to the next through a `SequenceStore`.
+
+The ONNX contract (models.export): inputs `input` FP32 [batch, time, input_size]
+and `state` FP32 [num_layers, batch, state_size] (optional, zero default);
+outputs `output` FP32 [batch, time, output_size] and `state_out`, served as `state`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from warmzoo.models.spec import RNNSpec
+from warmzoo.service.core.errors import Reason, WarmzooError
+from warmzoo.service.core.gc_pauses import freeze_long_lived
+from warmzoo.service.serving.oip import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataTensor,
+    ModelMetadata,
+    ModelReady,
+    Parameters,
+    RequestInput,
+    ResponseOutput,
+)
+from warmzoo.service.serving.sequences import (
+    MemorySequenceStore,
+    SequenceState,
+    SequenceStore,
+    SequenceStoreFull,
+    SequenceStoreUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("sequence", "sequence(string_id)")
+"""OIP extensions this data plane speaks, for the server metadata."""
+
+PLATFORM = "onnxruntime_onnx"
+# Work (batch x time x multiply-adds per step) of a request that runs on the event loop instead
+# of in a thread: about 0.1 ms of ONNX Runtime, as long as the hand-off to a thread takes when
+# the server is idle, and far less than the queue for one when it is busy.
+QUICK_MULTIPLY_ADDS = 2_000_000
+# The same bound for a request that is the only one in flight: about 4 ms of ONNX Runtime on one
+# core. Handing it to a thread and back costs two thread wake-ups, 0.3-0.4 ms in the real server
+# (gru 2 x 256, T = 100: 3.45-3.85 ms in the app against 3.08 inline), and nothing else needs
+# the loop meanwhile; a request that arrives during the run waits for it, at most this long.
+ALONE_MULTIPLY_ADDS = 100_000_000
+INPUTS = ("input", "state")
+"""The graph inputs a request may set: the sequence, and optionally the initial state."""
+SERVED_NAMES = {"state_out": "state"}
+"""ONNX output name -> OIP tensor name, where they differ: the final state is served as `state`."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A registry version as the data plane needs it: what to check requests against and what to run."""
+
+    name: str
+    version: int
+    spec: RNNSpec
+    onnx_path: Path
+
+
+Resolver = Callable[[str, str | None], ServedModel]
+"""(name, version or None for the `latest` alias) -> the served model; raises WarmzooError (not found) when there is none."""
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """An ONNX Runtime session with its tensor metadata read once from the graph."""
+
+    served: ServedModel
+    session: ort.InferenceSession
+    inputs: dict[str, MetadataTensor]  # OIP name -> metadata, of the INPUTS the graph has
+    outputs: dict[str, tuple[str, MetadataTensor]]  # OIP name -> (ONNX name, metadata), graph order
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    """The request-level sequence parameters; `id` None means a request outside any sequence."""
+
+    id: int | str | None
+    start: bool
+    end: bool
+
+
+class InferenceService:
+    """Serves registry versions over ONNX Runtime with OIP semantics, streaming sequences included."""
+
+    def __init__(
+        self,
+        resolve: Resolver,
+        *,
+        session_cache_size: int = 16,
+        intra_op_threads: int = 1,
+        sequence_store: SequenceStore | None = None,
+        max_batch_time: int = 100_000,
+    ) -> None:
+        """`intra_op_threads` 0 lets ONNX Runtime choose; `max_batch_time` bounds batch x time of one request."""
+        if session_cache_size < 1 or max_batch_time < 1:
+            raise ValueError("session_cache_size and max_batch_time must be >= 1")
+        self._resolve = resolve
+        self._cache_size = session_cache_size
+        self._sessions: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
+        self._sessions_lock = threading.Lock()
+        self._options = ort.SessionOptions()
+        self._options.intra_op_num_threads = intra_op_threads
+        self._options.log_severity_level = 3  # the overridable `state` initializer is by design, not a warning
+        self.sequences = sequence_store if sequence_store is not None else MemorySequenceStore()
+        self.max_batch_time = max_batch_time
+        # Requests of one sequence must not interleave (each reads the state the previous wrote):
+        # striped locks serialise them within this process without per-sequence bookkeeping.
+        self._sequence_locks = [threading.Lock() for _ in range(64)]
+
+    # -- metadata and health -------------------------------------------------------------
+
+    def metadata(self, name: str, version: str | None) -> ModelMetadata:
+        served = self._resolve(name, version)
+        loaded = self._load(served)
+        return ModelMetadata(
+            name=served.name,
+            versions=[str(served.version)],
+            platform=PLATFORM,
+            inputs=list(loaded.inputs.values()),
+            outputs=[meta for _, meta in loaded.outputs.values()],
+        )
+
+    def ready(self, name: str, version: str | None) -> ModelReady:
+        """Ready once the version's session is loaded; otherwise the 404 or 503 says why not."""
+        served = self._resolve(name, version)
+        self._load(served)
+        return ModelReady(name=served.name, ready=True)
+
+    def cached_sessions(self) -> list[tuple[str, int]]:
+        """(name, version) of the sessions in memory, least recently used first."""
+        with self._sessions_lock:
+            return list(self._sessions)
+
+    # -- inference --------------------------------------------------------------------------
+
+    def runs_inline(self, name: str, version: str | None, request: InferenceRequest, *, alone: bool) -> bool:
+        """Whether `infer(name, version, request)` may run on the event loop: a version named by
+        number whose session is loaded (no database, no export), outside a sequence (its store
+        may be Redis), at most QUICK_MULTIPLY_ADDS of work, or ALONE_MULTIPLY_ADDS when the
+        request is `alone` in flight. The caller runs the rest in a thread."""
+        if version is None or not version.isdigit() or request.parameters or len(request.inputs) != 1:
+            return False
+        with self._sessions_lock:
+            loaded = self._sessions.get((name, int(version)))
+        shape = request.inputs[0].shape
+        if loaded is None or len(shape) != 3:
+            return False
+        work = multiply_adds(loaded.served.spec, shape[0], shape[1])
+        return 0 <= work <= (ALONE_MULTIPLY_ADDS if alone else QUICK_MULTIPLY_ADDS)
+
+    def infer(self, name: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
+        """Run one request; inside a sequence, start from and leave behind the sequence's state."""
+        sequence = _sequence_parameters(request.parameters)
+        if sequence.id is None:
+            served = self._resolve(name, version)
+            return _respond(served, request, *self._compute(served, request, sequence, None))
+
+        key = json.dumps([name, sequence.id])  # per model, and 42 and "42" stay distinct
+        try:
+            return self._infer_in_sequence(name, version, request, sequence, key)
+        except SequenceStoreUnavailable as exc:
+            raise WarmzooError(
+                Reason.UNAVAILABLE,
+                f"the streaming-sequence store is unreachable ({exc}); retry shortly, or send the state "
+                "yourself as the `state` input outside a sequence",
+                field="parameters.sequence_id",
+                code="sequence_store_unavailable",
+            ) from None
+
+    def _infer_in_sequence(
+        self, name: str, version: str | None, request: InferenceRequest, sequence: _Sequence, key: str
+    ) -> InferenceResponse:
+        with self._sequence_locks[hash(key) % len(self._sequence_locks)]:
+            carried = None if sequence.start else self.sequences.get(key)
+            if not sequence.start and carried is None:
+                raise WarmzooError(
+                    Reason.BAD_REQUEST,
+                    f"no open sequence {sequence.id!r} for model {name!r}: it was never started, has ended, "
+                    f"or expired after {self.sequences.idle_timeout_s:g} s idle; "
+                    "send its first request with parameters.sequence_start = true",
+                    field="parameters.sequence_id",
+                    code="unknown_sequence",
+                )
+            if carried is not None and version is None:
+                version = str(carried.version)  # a sequence stays on the version it started on
+            served = self._resolve(name, version)
+            outputs, wanted = self._compute(served, request, sequence, carried)
+            if sequence.end:
+                self.sequences.delete(key)
+            else:
+                self._keep(key, SequenceState(served.version, outputs["state"]))
+            return _respond(served, request, outputs, wanted)
+
+    def _compute(
+        self, served: ServedModel, request: InferenceRequest, sequence: _Sequence, carried: SequenceState | None
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
+        """Every graph output by OIP name, and the names to return; all checks come before the run."""
+        if carried is not None and served.version != carried.version:
+            raise WarmzooError(
+                Reason.BAD_REQUEST,
+                f"sequence {sequence.id!r} is pinned to version {carried.version} of model {served.name!r} "
+                f"but this request is for version {served.version}; send it without a version or to "
+                f"/v2/models/{served.name}/versions/{carried.version}/infer",
+                field="parameters.sequence_id",
+                code="sequence_mismatch",
+            )
+        loaded = self._load(served)
+        x, state = _inputs(loaded, served, request, self.max_batch_time)
+        wanted = _requested_outputs(loaded, served, request)
+        if carried is not None:
+            state = _carried_state(sequence.id, carried, request, x, state)
+        elif state is None:
+            state = np.zeros((served.spec.num_layers, x.shape[0], served.spec.state_size), dtype=np.float32)
+        onnx_names = [onnx_name for onnx_name, _ in loaded.outputs.values()]
+        arrays = loaded.session.run(onnx_names, {"input": x, "state": state})
+        return dict(zip(loaded.outputs, arrays, strict=True)), wanted
+
+    def _keep(self, key: str, value: SequenceState) -> None:
+        try:
+            self.sequences.put(key, value)
+        except SequenceStoreFull as full:
+            raise WarmzooError(
+                Reason.UNAVAILABLE,
+                f"the server already holds its limit of {full.limit} open sequences; end finished ones "
+                f"with parameters.sequence_end = true, or retry once idle ones expire after "
+                f"{self.sequences.idle_timeout_s:g} s "
+                "(settings WARMZOO_MAX_SEQUENCES, WARMZOO_SEQUENCE_IDLE_TIMEOUT_S)",
+                field="parameters.sequence_start",
+                code="too_many_sequences",
+            ) from None
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def _load(self, served: ServedModel) -> _Loaded:
+        """The version's session from the LRU cache, created on a miss (outside the lock: loads may be slow)."""
+        key = (served.name, served.version)
+        with self._sessions_lock:
+            loaded = self._sessions.get(key)
+            if loaded is not None:
+                self._sessions.move_to_end(key)
+                return loaded
+        loaded = self._open(served)
+        with self._sessions_lock:
+            loaded = self._sessions.setdefault(key, loaded)  # another thread may have won the race
+            self._sessions.move_to_end(key)
+            while len(self._sessions) > self._cache_size:
+                self._sessions.popitem(last=False)
+        freeze_long_lived()  # the session, and the exporter's modules if it just ran, stay loaded
+        return loaded
+
+    def _open(self, served: ServedModel) -> _Loaded:
+        try:
+            session = ort.InferenceSession(str(served.onnx_path), self._options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a missing or corrupt file is the server's fault, not the request's
+            log.exception("cannot load %s for model %r version %d", served.onnx_path, served.name, served.version)
+            raise WarmzooError(
+                Reason.UNAVAILABLE,
+                f"model {served.name!r} version {served.version} cannot be loaded by ONNX Runtime "
+                f"({type(exc).__name__}); the server log has the details",
+                code="model_unavailable",
+            ) from exc
+        graph_inputs = [*session.get_inputs(), *session.get_overridable_initializers()]
+        inputs = {arg.name: _metadata(arg.name, arg.shape) for arg in graph_inputs if arg.name in INPUTS}
+        outputs = {
+            SERVED_NAMES.get(arg.name, arg.name): (arg.name, _metadata(SERVED_NAMES.get(arg.name, arg.name), arg.shape))
+            for arg in session.get_outputs()
+        }
+        missing = set(INPUTS) - inputs.keys() | {"output", "state"} - outputs.keys()
+        if missing:
+            raise WarmzooError(
+                Reason.UNAVAILABLE,
+                f"model {served.name!r} version {served.version} does not follow the ONNX contract: "
+                f"it lacks {sorted(missing)}",
+                code="model_unavailable",
+            )
+        return _Loaded(served, session, inputs, outputs)
+
+
+def multiply_adds(spec: RNNSpec, batch: int, steps: int) -> int:
+    """The work of running `batch` sequences of `steps` steps, as a bound: four gates' matrix
+    products per layer and step (the LSTM's count; the other cells need fewer)."""
+    return batch * steps * spec.num_layers * 4 * spec.hidden_size * (spec.hidden_size + spec.input_size)
+
+
+def _sequence_parameters(parameters: Parameters | None) -> _Sequence:
+    """Triton's sequence parameters: 0 or "" is no sequence; start and end need a sequence."""
+    parameters = parameters or {}
+    flags = {}
+    for flag in ("sequence_start", "sequence_end"):
+        value = parameters.get(flag, False)
+        if not isinstance(value, bool):
+            raise WarmzooError(
+                Reason.BAD_REQUEST, f"{flag} must be true or false, got {value!r}", field=f"parameters.{flag}", code="invalid_parameter"
+            )
+        flags[flag] = value
+    sequence_id = parameters.get("sequence_id", 0)
+    if isinstance(sequence_id, bool | float) or (isinstance(sequence_id, int) and sequence_id < 0):
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"sequence_id must be a non-negative integer or a string, got {sequence_id!r}",
+            field="parameters.sequence_id",
+            code="invalid_parameter",
+        )
+    if sequence_id in (0, ""):
+        for flag, value in flags.items():
+            if value:
+                raise WarmzooError(
+                    Reason.BAD_REQUEST,
+                    f"{flag} needs a sequence: set parameters.sequence_id to a non-zero integer or a non-empty string",
+                    field="parameters.sequence_id",
+                    code="invalid_parameter",
+                )
+        return _Sequence(None, False, False)
+    return _Sequence(sequence_id, flags["sequence_start"], flags["sequence_end"])
+
+
+def _inputs(
+    loaded: _Loaded, served: ServedModel, request: InferenceRequest, max_batch_time: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The checked `input` [B, T, I] and, if sent, `state` [L, B, S] of a request."""
+    by_name: dict[str, tuple[int, RequestInput]] = {}
+    for i, tensor in enumerate(request.inputs):
+        if tensor.name not in loaded.inputs:
+            raise WarmzooError(
+                Reason.BAD_REQUEST,
+                f"unknown input {tensor.name!r}; model {served.name!r} accepts {_names(loaded.inputs)}",
+                field=f"inputs[{i}].name",
+                code="invalid_input",
+            )
+        if tensor.name in by_name:
+            raise WarmzooError(Reason.BAD_REQUEST, f"input {tensor.name!r} is sent twice", field=f"inputs[{i}].name", code="invalid_input")
+        by_name[tensor.name] = (i, tensor)
+    if "input" not in by_name:
+        raise WarmzooError(
+            Reason.BAD_REQUEST, "missing input 'input' FP32 [batch, time, input_size]", field="inputs", code="invalid_input"
+        )
+
+    spec = served.spec
+    i, tensor = by_name["input"]
+    _check_datatype(i, tensor)
+    shape = tensor.shape
+    if len(shape) != 3 or shape[2] != spec.input_size:
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"input 'input' has shape {shape}; it must be [batch, time, input_size] = [batch, time, {spec.input_size}]",
+            field=f"inputs[{i}].shape",
+            code="invalid_input",
+        )
+    batch, time_steps, _ = shape
+    if batch < 1 or time_steps < 1:
+        axis, size = ("batch", batch) if batch < 1 else ("time axis", time_steps)
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"input 'input' has shape {shape}: its {axis} is {'empty' if size == 0 else 'negative'}; "
+            "send at least one sequence of one step",
+            field=f"inputs[{i}].shape",
+            code="invalid_input",
+        )
+    if batch * time_steps > max_batch_time:
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"input 'input' has batch x time = {batch * time_steps} steps; at most {max_batch_time} fit in one "
+            "request (setting WARMZOO_MAX_BATCH_TIME): split the time axis into chunks of a sequence "
+            "(parameters.sequence_id)",
+            field=f"inputs[{i}].shape",
+            code="invalid_input",
+        )
+    x = _array(i, tensor)
+
+    if "state" not in by_name:
+        return x, None
+    i, tensor = by_name["state"]
+    _check_datatype(i, tensor)
+    expected = [spec.num_layers, batch, spec.state_size]
+    if tensor.shape != expected:
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"input 'state' has shape {tensor.shape}; it must be [num_layers, batch, state_size] = {expected}",
+            field=f"inputs[{i}].shape",
+            code="invalid_input",
+        )
+    return x, _array(i, tensor)
+
+
+def _carried_state(
+    sequence_id: int | str | None,
+    carried: SequenceState,
+    request: InferenceRequest,
+    x: np.ndarray,
+    state: np.ndarray | None,
+) -> np.ndarray:
+    """The open sequence's state, after checking this request can continue it."""
+    index = {tensor.name: i for i, tensor in enumerate(request.inputs)}
+    if x.shape[0] != carried.state.shape[1]:
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"sequence {sequence_id!r} started with batch size {carried.state.shape[1]}; this request has "
+            f"batch size {x.shape[0]} (a sequence keeps its batch size)",
+            field=f"inputs[{index['input']}].shape",
+            code="sequence_mismatch",
+        )
+    if state is not None:
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"sequence {sequence_id!r} is open, so the server supplies its state; send input 'state' only on "
+            "a sequence's first request or outside a sequence",
+            field=f"inputs[{index['state']}].name",
+            code="invalid_input",
+        )
+    return carried.state
+
+
+def _requested_outputs(loaded: _Loaded, served: ServedModel, request: InferenceRequest) -> list[str]:
+    """The outputs to return (all of them by default), checked before any work is done."""
+    if request.outputs is None:
+        return list(loaded.outputs)
+    wanted = [output.name for output in request.outputs]
+    for i, name in enumerate(wanted):
+        if name not in loaded.outputs:
+            raise WarmzooError(
+                Reason.BAD_REQUEST,
+                f"unknown output {name!r}; model {served.name!r} produces {_names(loaded.outputs)}",
+                field=f"outputs[{i}].name",
+                code="invalid_output",
+            )
+        if name in wanted[:i]:
+            raise WarmzooError(
+                Reason.BAD_REQUEST, f"output {name!r} is requested twice", field=f"outputs[{i}].name", code="invalid_output"
+            )
+    return wanted
+
+
+def _respond(
+    served: ServedModel, request: InferenceRequest, outputs: dict[str, np.ndarray], wanted: list[str]
+) -> InferenceResponse:
+    return InferenceResponse(
+        model_name=served.name,
+        model_version=str(served.version),
+        id=request.id,
+        outputs=[
+            ResponseOutput(name=n, shape=list(outputs[n].shape), datatype="FP32", data=outputs[n].ravel().tolist())
+            for n in wanted
+        ],
+    )
+
+
+def _check_datatype(i: int, tensor: RequestInput) -> None:
+    if tensor.datatype != "FP32":
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"input {tensor.name!r} has datatype {tensor.datatype!r}; it must be 'FP32'",
+            field=f"inputs[{i}].datatype",
+            code="invalid_input",
+        )
+
+
+def _array(i: int, tensor: RequestInput) -> np.ndarray:
+    """The tensor's data as a finite FP32 array of its declared shape."""
+    field = f"inputs[{i}].data"
+    if tensor.parameters and "binary_data_size" in tensor.parameters:
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"input {tensor.name!r} uses the binary tensor data extension, which this server does not speak; "
+            "send the values as JSON in `data`",
+            field=f"inputs[{i}].parameters.binary_data_size",
+            code="invalid_input",
+        )
+    if tensor.data is None:
+        raise WarmzooError(Reason.BAD_REQUEST, f"input {tensor.name!r} has no data", field=field, code="invalid_input")
+    try:
+        values = np.asarray(tensor.data)
+    except (ValueError, TypeError, OverflowError):
+        values = None
+    if values is None or values.dtype.kind not in "iuf":
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"input {tensor.name!r} data must be numbers, flat or nested row-major with equal-length rows",
+            field=field,
+            code="invalid_input",
+        )
+    expected = int(np.prod(tensor.shape))
+    if values.size != expected:
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"input {tensor.name!r} has {values.size} values in data but shape {tensor.shape} needs {expected}",
+            field=field,
+            code="invalid_input",
+        )
+    with np.errstate(over="ignore"):  # values beyond FP32 become inf, refused just below
+        array = values.astype(np.float32).reshape(tensor.shape)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = [int(k) for k in np.argwhere(bad)[0]]
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"input {tensor.name!r} holds {int(bad.sum())} NaN or infinite values (after rounding to FP32), "
+            f"the first at index {where}",
+            field=field,
+            code="invalid_input",
+        )
+    return array
+
+
+def _metadata(name: str, shape: Sequence[int | str | None]) -> MetadataTensor:
+    """OIP tensor metadata of an FP32 graph tensor: symbolic or unknown dimensions become -1."""
+    return MetadataTensor(name=name, datatype="FP32", shape=[dim if isinstance(dim, int) else -1 for dim in shape])
+
+
+def _names(tensors: dict[str, object]) -> str:
+    return ", ".join(repr(name) for name in tensors)
