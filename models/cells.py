@@ -1,4 +1,4 @@
-"""Recurrent cells, one class per cell of DESIGN.md section 1.
+"""Recurrent cells, one class per cell of docs/design.md (section 1, "Cells and their initialisations").
 
 Every layer speaks the same small interface so the network, the multistability
 measures and the ONNX export never special-case a cell type:
@@ -295,7 +295,7 @@ class DoubleLayer(Layer):
 
 
 def make_cell(spec: RNNSpec, input_size: int, hidden_size: int) -> Layer:
-    """One cell of the spec's type with the DESIGN.md initialisation."""
+    """One cell of the spec's type with its initialisation (docs/design.md)."""
     match spec.cell:
         case "gru":
             return GRUCell(input_size, hidden_size)

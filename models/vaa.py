@@ -1,6 +1,6 @@
 """Reachable multistability: the exact VAA and its differentiable relaxation VAA*.
 
-Notation of DESIGN.md section 1: n relevant input sequences give n reachable
+Notation of docs/design.md, section 1: n relevant input sequences give n reachable
 starting states h0_i; the network is then rolled on a constant Gaussian input and
 the distinct end points are counted.
 """
@@ -20,7 +20,7 @@ def reachable_states(network: Network, sequences: Tensor, generator: torch.Gener
     """Stack state [L, n, S] after a random prefix c_i ~ U{1..T} of each sequence [n, T, I].
 
     One batched pass: every sequence runs to the longest prefix and keeps its state
-    from its own c_i (masking, or gathering for the fused kernels)."""
+    from its own c_i (gathered from the outputs, or packed for the LSTM cells)."""
     n, T, _ = sequences.shape
     lengths = torch.randint(1, T + 1, (n,), generator=generator)
     x = sequences[:, : int(lengths.max())].to(network.device)

@@ -1,4 +1,4 @@
-"""Each cell against a hand computation of its DESIGN.md equations, and the layer plumbing."""
+"""Each cell against a hand computation of its equations (docs/design.md), and the layer plumbing."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def np_params(layer: torch.nn.Module) -> dict[str, np.ndarray]:
 
 
 def hand_step(cell: str, p: dict[str, np.ndarray], x: np.ndarray, state: np.ndarray) -> np.ndarray:
-    """The equations of DESIGN.md section 1, written independently of models/cells.py."""
+    """The equations of docs/design.md (section 1), written independently of models/cells.py."""
     if cell == "gru":
         H = state.shape[-1]
         Wi, Wh, bi, bh = p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p["rnn.bias_ih_l0"], p["rnn.bias_hh_l0"]
