@@ -6,6 +6,8 @@ files are derived from the version on first request and then stored like any blo
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,13 +24,19 @@ from warmzoo.service.registry.tables import VersionRow
 
 OCTET_STREAM = "application/octet-stream"
 Produced = tuple[bytes, dict[str, Any] | None]
+REMEMBERED_FAILURES = 4096  # (weights, file) pairs whose refusal is kept; each holds one short message
 
 
 class Source:
-    """What a derived file is made from: the version, its weights file, and the network it holds."""
+    """What a derived file is made from: the version, its weights file and the network it holds,
+    the last two read only when a file needs them."""
 
-    def __init__(self, version: VersionRow, weights: bytes) -> None:
-        self.version, self.weights = version, weights
+    def __init__(self, version: VersionRow, read_weights: Callable[[], bytes]) -> None:
+        self.version, self._read_weights = version, read_weights
+
+    @cached_property
+    def weights(self) -> bytes:
+        return self._read_weights()
 
     @cached_property
     def network(self) -> Network:
@@ -78,6 +86,43 @@ class FileKind:
 
     def exists_for(self, spec: RNNSpec) -> bool:
         return self.cells is None or spec.cell in self.cells
+
+    def derive(self, source: Source) -> Produced:
+        """The file made from `source`. A refusal (an export that fails its parity check) depends
+        only on the weights and this file, so it is remembered: asking again answers the same
+        error at once instead of loading and exporting the network anew."""
+        assert self.produce is not None, f"{self.name} is stored at publish time, not derived"
+        key = (source.version.sha256, self.name)
+        known = _FAILURES.get(key)
+        if known is not None:
+            raise WarmzooError(known.reason, known.message, field=known.field, code=known.code)
+        try:
+            return self.produce(source)
+        except WarmzooError as exc:
+            _FAILURES.put(key, exc)
+            raise
+
+
+class _Failures:
+    """A bounded, thread-safe map (weights sha256, file name) -> the refusal, oldest dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._errors: OrderedDict[tuple[str, str], WarmzooError] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> WarmzooError | None:
+        with self._lock:
+            return self._errors.get(key)
+
+    def put(self, key: tuple[str, str], error: WarmzooError) -> None:
+        with self._lock:
+            self._errors[key] = error.with_traceback(None)
+            while len(self._errors) > self._size:
+                self._errors.popitem(last=False)
+
+
+_FAILURES = _Failures(REMEMBERED_FAILURES)
 
 
 FILE_KINDS: dict[str, FileKind] = {
