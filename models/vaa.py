@@ -82,13 +82,18 @@ def measure_vaa(
     repeats: int = 1,
     seed: int = 0,
     eps: float = 1e-4,
+    replacement: bool = False,
 ) -> list[float]:
-    """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data."""
+    """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data
+    (distinct ones, or drawn with replacement as the paper's code does along training)."""
     generator = torch.Generator().manual_seed(seed)
     estimates = []
     with torch.no_grad():
         for _ in range(repeats):
-            pick = torch.randperm(sequences.shape[0], generator=generator)[:n]
+            if replacement:
+                pick = torch.randint(0, sequences.shape[0], (n,), generator=generator)
+            else:
+                pick = torch.randperm(sequences.shape[0], generator=generator)[:n]
             h0 = reachable_states(network, sequences[pick], generator)
             estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps))
     return estimates
