@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from warmzoo.models.export import ExportError, export_onnx
+from warmzoo.models.onnx import ExportError, export_onnx
 from warmzoo.models.network import Network
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.torch_native import TORCH_CELLS, torch_native_bytes
