@@ -3,6 +3,7 @@ tests' launcher (tests/helpers/server.py) with the benchmarks' settings."""
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,9 +31,17 @@ BENCH_SETTINGS = {
 def local_server(**overrides: str) -> Iterator[str]:
     """`warmzoo serve` on a fresh data dir and a free port, stopped (SIGTERM) afterwards;
     `overrides` replace environment variables of BENCH_SETTINGS."""
+    with server_process(**overrides) as (url, _):
+        yield url
+
+
+@contextmanager
+def server_process(**overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`local_server`'s URL and the `warmzoo serve` process itself (its API runs in it when
+    WARMZOO_API_PROCESSES is 1), for benchmarks that read its memory."""
     with tempfile.TemporaryDirectory() as data_dir:
         with running_server(Path(data_dir), settings=BENCH_SETTINGS, log_level="warning", **overrides) as server:
-            yield server.url
+            yield server.url, server.process
 
 
 def publish(url: str, model: str, spec: RNNSpec) -> None:
