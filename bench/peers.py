@@ -59,7 +59,8 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from bench.server import ROOT, free_port, local_server, publish
+from bench.server import local_server, publish
+from tests.helpers.server import ROOT, free_port
 from warmzoo.models.spec import RNNSpec
 
 SPECS = {
