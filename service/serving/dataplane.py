@@ -176,7 +176,7 @@ class InferenceService:
         may be Redis), at most QUICK_MULTIPLY_ADDS of work, or ALONE_MULTIPLY_ADDS when the
         request is `alone` in flight. The caller runs the rest in a thread."""
         in_sequence = (request.parameters or {}).get("sequence_id", 0) not in (0, "")
-        if version is None or not version.isdigit() or in_sequence or len(request.inputs) != 1:
+        if version is None or not (version.isascii() and version.isdigit()) or in_sequence or len(request.inputs) != 1:
             return False
         with self._sessions_lock:
             loaded = self._sessions.get((name, int(version)))
