@@ -12,6 +12,7 @@ from torch import Tensor
 
 from warmzoo.models.distances import pairwise_distances
 from warmzoo.models.network import Network
+from warmzoo.models.stopping import Stop, never
 
 VAA_CHUNK = 1000  # steps per chunk of the exact VAA roll: bounds memory for S = 10000
 
@@ -33,12 +34,16 @@ def _gaussian(size: int, generator: torch.Generator, device: torch.device) -> Te
 
 
 @torch.no_grad()
-def vaa(network: Network, h0: Tensor, *, steps: int, generator: torch.Generator, eps: float = 1e-4) -> float:
+def vaa(
+    network: Network, h0: Tensor, *, steps: int, generator: torch.Generator, eps: float = 1e-4, stop: Stop = never
+) -> float:
     """Exact VAA = (1/n) sum_i 1/N_i, N_i = #{j : ||z_j - z_i|| < eps}, after `steps`
-    steps of the whole stack on one shared input u ~ N(0, I) from h0 [L, n, S]."""
+    steps of the whole stack on one shared input u ~ N(0, I) from h0 [L, n, S]; `stop` is
+    called before each chunk of the roll."""
     u = _gaussian(network.spec.input_size, generator, network.device)
     state, n = h0, h0.shape[1]
     for start in range(0, steps, VAA_CHUNK):
+        stop()
         chunk = min(VAA_CHUNK, steps - start)
         state = network.recurrent(u.view(1, 1, -1).expand(n, chunk, -1), state)[1]
     z = state.permute(1, 0, 2).reshape(n, -1)  # every layer's state (and c) concatenated
@@ -54,14 +59,17 @@ def vaa_star(
     generator: torch.Generator,
     eps: float = 1e-4,
     partial: bool = True,
+    stop: Stop = never,
 ) -> Tensor:
     """Differentiable VAA*_l for each layer l, as a tensor [L].
 
     Each layer rolls alone for `steps` steps on its own u_l from h0[l]; for a double
     layer with partial warm-up only the first half-cell is rolled (and so trained).
-    C_ij = 1 - relu(d_ij - eps) / (d_ij + 1e-6) is a soft "same attractor" count."""
+    C_ij = 1 - relu(d_ij - eps) / (d_ij + 1e-6) is a soft "same attractor" count. `stop` is
+    called before each layer's roll."""
     values = []
     for layer, s0 in zip(network.layers, h0):
+        stop()
         if partial and network.spec.double:
             s0 = layer.split(s0)[0]
             layer = layer.first
@@ -83,6 +91,7 @@ def measure_vaa(
     seed: int = 0,
     eps: float = 1e-4,
     replacement: bool = False,
+    stop: Stop = never,
 ) -> list[float]:
     """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data
     (distinct ones, or drawn with replacement as the paper's code does along training)."""
@@ -95,5 +104,5 @@ def measure_vaa(
             else:
                 pick = torch.randperm(sequences.shape[0], generator=generator)[:n]
             h0 = reachable_states(network, sequences[pick], generator)
-            estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps))
+            estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps, stop=stop))
     return estimates

@@ -169,6 +169,41 @@ def test_cancel_a_running_job_stops_it_between_steps(
     assert version_count(sessions) == 0
 
 
+def test_cancel_reaches_inside_a_long_vaa_roll(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+) -> None:
+    """The exact VAA before the warm-up rolls 10^9 steps: once only checked between estimates,
+    a cancel now ends it within a chunk of the roll."""
+    endless = job_settings.model_copy(update={"vaa_steps": 10**9})
+    worker = Worker(endless, sessions, LocalBlobStore(endless.blob_store))
+    job_id = submit(sessions, blobs, endless, warmup_body())
+    running = threading.Thread(target=worker.run_once)
+    running.start()
+    deadline = time.monotonic() + 60
+    while job(sessions, job_id).status != "running":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the roll by now
+    with sessions() as session:
+        lifecycle.cancel(session, job_id)
+    running.join(timeout=30)
+    assert not running.is_alive() and job(sessions, job_id).status == "canceled"
+
+
+def test_a_job_past_its_wall_time_limit_fails_naming_the_setting(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+) -> None:
+    limited = job_settings.model_copy(update={"job_max_seconds": 0.5})
+    worker = Worker(limited, sessions, LocalBlobStore(limited.blob_store))
+    job_id = submit(sessions, blobs, limited, warmup_body(steps=100_000))
+    started = time.monotonic()
+    assert worker.run_once()
+    failed = job(sessions, job_id)
+    assert failed.status == "failed" and failed.error is not None, failed.error
+    assert failed.error["code"] == "job_time_limit" and "WARMZOO_JOB_MAX_SECONDS" in failed.error["error"]
+    assert time.monotonic() - started < 30 and version_count(sessions) == 0
+
+
 def test_a_worker_shutting_down_returns_its_job_to_the_queue(
     sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings, worker: Worker
 ) -> None:
