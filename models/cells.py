@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from warmzoo.models.modeling import join_halves, split_halves
 from warmzoo.models.recurrence import BistableKernel, Kernel, MGUKernel, fused_available, fused_loop
 from warmzoo.models.spec import RNNSpec
 
@@ -278,12 +279,10 @@ class DoubleLayer(Layer):
         self.parts = first.state_size // first.hidden_size  # 1, or 2 for [h; c]
 
     def split(self, state: Tensor) -> tuple[Tensor, Tensor]:
-        halves = state.view(state.shape[0], self.parts, 2, -1)  # [B, parts, half, H/2]
-        return tuple(halves[:, :, i].reshape(state.shape[0], -1) for i in range(2))  # type: ignore[return-value]
+        return split_halves(state, self.parts)
 
     def join(self, first: Tensor, second: Tensor) -> Tensor:
-        B = first.shape[0]
-        return torch.stack([first.view(B, self.parts, -1), second.view(B, self.parts, -1)], dim=2).reshape(B, -1)
+        return join_halves(first, second, self.parts)
 
     def step(self, x_t: Tensor, state: Tensor) -> Tensor:
         s1, s2 = self.split(state)
