@@ -95,7 +95,8 @@ def test_a_stop_is_called_inside_the_rolls_and_ends_them() -> None:
     network = build_network(RNNSpec(cell="brc", input_size=1, hidden_size=4, num_layers=3), seed=0)
     h0 = reachable_states(network, torch.randn(4, 5, 1), torch.Generator().manual_seed(0))
     calls: list[int] = []
-    vaa(network, h0, steps=2 * VAA_CHUNK + 1, generator=torch.Generator(), stop=lambda: calls.append(1))
+    roll = {"generator": torch.Generator(), "stop_at_repeat": False}
+    vaa(network, h0, steps=2 * VAA_CHUNK + 1, stop=lambda: calls.append(1), **roll)  # type: ignore[arg-type]
     assert len(calls) == 3
     calls.clear()
     vaa_star(network, h0, steps=3, generator=torch.Generator(), stop=lambda: calls.append(1))
@@ -108,5 +109,5 @@ def test_a_stop_is_called_inside_the_rolls_and_ends_them() -> None:
 
     calls.clear()
     with pytest.raises(Stopped):
-        vaa(network, h0, steps=10**12, generator=torch.Generator(), stop=stop_at_the_second)  # ~forever unstopped
+        vaa(network, h0, steps=10**12, stop=stop_at_the_second, **roll)  # type: ignore[arg-type]  # ~forever unstopped
     assert len(calls) == 2

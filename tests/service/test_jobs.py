@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -170,20 +170,27 @@ def test_cancel_a_running_job_stops_it_between_steps(
 
 
 def test_cancel_reaches_inside_a_long_vaa_roll(
-    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+    sessions: sessionmaker[Session],
+    blobs: LocalBlobStore,
+    job_settings: Settings,
+    worker: Worker,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The exact VAA before the warm-up rolls 10^9 steps: once only checked between estimates,
-    a cancel now ends it within a chunk of the roll."""
-    endless = job_settings.model_copy(update={"vaa_steps": 10**9})
-    worker = Worker(endless, sessions, LocalBlobStore(endless.blob_store))
-    job_id = submit(sessions, blobs, endless, warmup_body())
+    """A roll that never ends on its own (the exact VAA before the warm-up): cancel was once
+    read only between estimates and steps; now the job's stop reaches into the roll's chunks."""
+    rolling = threading.Event()
+
+    def endless_roll(*args: object, stop: Callable[[], None], **kwargs: object) -> list[float]:
+        rolling.set()
+        while True:
+            stop()
+            time.sleep(0.01)
+
+    monkeypatch.setattr(runner, "measure_vaa", endless_roll)
+    job_id = submit(sessions, blobs, job_settings, warmup_body())
     running = threading.Thread(target=worker.run_once)
     running.start()
-    deadline = time.monotonic() + 60
-    while job(sessions, job_id).status != "running":
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.05)
-    time.sleep(0.3)  # inside the roll by now
+    assert rolling.wait(timeout=60), "the roll never started"
     with sessions() as session:
         lifecycle.cancel(session, job_id)
     running.join(timeout=30)
