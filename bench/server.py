@@ -45,6 +45,7 @@ def local_server(**overrides: str) -> Iterator[str]:
     }
     with tempfile.TemporaryDirectory() as data_dir:
         command = [sys.executable, "-m", "warmzoo.service.cli.main", "serve", "--port", str(port), "--data-dir", data_dir]
+        command += ["--grpc-port", "0"]  # several benchmark servers may run at once; none needs gRPC
         with open(Path(data_dir) / "server.log", "wb") as log:
             server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         "sequence_store=redis, and rate limits count per process.",
     )
 
+    grpc_address: str = Field(
+        "",
+        description="host:port of the gRPC /v2 endpoint, set by `warmzoo serve --grpc-port`; empty: no gRPC.",
+    )
+
     onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX Runtime session.")
     session_cache_size: int = Field(16, ge=1, description="ONNX Runtime sessions kept in memory (LRU).")
     sequence_idle_timeout_s: float = Field(300.0, gt=0, description="A streaming sequence idle this long is dropped.")

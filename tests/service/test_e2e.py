@@ -39,6 +39,7 @@ class Server:
     process: subprocess.Popen[bytes]
     http: httpx.Client
     log: Path  # the server's and its workers' stdout and stderr (JSON log lines)
+    grpc: str = ""  # host:port of its gRPC /v2
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The JSON log lines written so far (anything else, e.g. a library's print, is skipped)."""
@@ -75,7 +76,7 @@ def _free_port() -> int:
 
 def start_server(data_dir: Path, log_name: str = "server.log", **overrides: str) -> Server:
     """`warmzoo serve` on `data_dir`; `overrides` are extra WARMZOO_* variables, e.g. WARMZOO_WORKERS="0"."""
-    port = _free_port()
+    port, grpc_port = _free_port(), _free_port()
     env = {
         **os.environ,
         "WARMZOO_VAA_STEPS": "50",
@@ -97,6 +98,8 @@ def start_server(data_dir: Path, log_name: str = "server.log", **overrides: str)
         "serve",
         "--port",
         str(port),
+        "--grpc-port",
+        str(grpc_port),
         "--data-dir",
         str(data_dir),
         "--log-level",
@@ -112,7 +115,7 @@ def start_server(data_dir: Path, log_name: str = "server.log", **overrides: str)
         assert process.poll() is None, f"warmzoo serve exited at start-up:\n{log.read_text()[-5000:]}"
         try:
             if http.get("/healthz").status_code == 200:
-                return Server(url, process, http, log)
+                return Server(url, process, http, log, f"127.0.0.1:{grpc_port}")
         except httpx.TransportError:
             pass
         assert time.monotonic() < deadline, f"warmzoo serve did not start:\n{log.read_text()[-5000:]}"

@@ -1,0 +1,216 @@
+"""gRPC /v2: Triton's `inference.GRPCInferenceService` (a superset of KServe's grpc_predict_v2) on
+grpcio's asyncio server, in the process and on the event loop of the HTTP app.
+
+Each call goes where the HTTP route of the same name goes: the same `InferenceService` (one
+inference code path, one set of limits), the same API-key check (`authorization: Bearer <key>`
+metadata, anonymous reads as the server allows them) and rate limit, the same metrics. Domain
+errors become the gRPC status of their reason (`api.errors.GRPC_STATUS`) with the message HTTP
+sends; the calls Triton has and this server does not (shared memory, model load/unload, trace
+and log settings, the streaming infer) answer UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+from google.protobuf.message import Message
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
+
+from warmzoo.service.api.deps import count_request, identify, may_read
+from warmzoo.service.api.errors import GRPC_STATUS, HTTP_STATUS, as_domain_error, grpc_trailers
+from warmzoo.service.api.grpc.protos import grpc_service_pb2 as pb
+from warmzoo.service.api.grpc.protos.grpc_service_pb2_grpc import (
+    GRPCInferenceServiceServicer,
+    add_GRPCInferenceServiceServicer_to_server,
+)
+from warmzoo.service.core.errors import Reason, WarmzooError
+from warmzoo.service.core.logs import request_id, valid_request_id
+from warmzoo.service.serving.dataplane import EXTENSIONS
+from warmzoo.service.serving.oip import InferenceRequest, Parameters, RawInputs, RequestInput, RequestOutput
+
+log = logging.getLogger(__name__)
+
+Reply = TypeVar("Reply", bound=Message)
+Handler = Callable[["InferenceServicer", Any, grpc.aio.ServicerContext], Awaitable[Reply]]
+
+
+def _call(*, guarded: bool = True) -> Callable[[Handler[Reply]], Handler[Reply]]:
+    """Wrap a servicer method: key check and rate limit (unless a health probe), domain errors as
+    gRPC statuses, metrics and the request id of the log lines."""
+
+    def wrap(method: Handler[Reply]) -> Handler[Reply]:
+        @functools.wraps(method)
+        async def call(self: InferenceServicer, request: Any, context: grpc.aio.ServicerContext) -> Reply:
+            metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+            token = request_id.set(valid_request_id(metadata.get("x-request-id")))
+            started = time.perf_counter()
+            code, status = grpc.StatusCode.OK, 200
+            try:
+                if guarded:
+                    await self.admit(metadata.get("authorization"), context.peer())
+                return await method(self, request, context)
+            except Exception as exc:
+                error = exc if isinstance(exc, WarmzooError) else as_domain_error(exc)
+                if error is None:
+                    code, status = grpc.StatusCode.INTERNAL, 500
+                    log.exception("unhandled error on gRPC %s", method.__name__)
+                    await context.abort(code, f"internal error ({type(exc).__name__}); the server log has the details")
+                code, status = GRPC_STATUS[error.reason], HTTP_STATUS[error.reason]
+                await context.abort(code, error.message, trailing_metadata=grpc_trailers(error))
+            finally:
+                model = getattr(request, "model_name", None) if method.__name__ == "ModelInfer" else None
+                self.state.telemetry.observe_grpc(method.__name__, code.name, time.perf_counter() - started, model, status)
+                request_id.reset(token)
+
+        return call
+
+    return wrap
+
+
+class InferenceServicer(GRPCInferenceServiceServicer):
+    """The /v2 calls over gRPC, on the app's state (its inference service, settings, database)."""
+
+    def __init__(self, state: State, version: str) -> None:
+        self.state = state
+        self.version = version
+
+    async def admit(self, authorization: str | None, peer: str) -> None:
+        """What every /v2 route asks over HTTP: a principal that may read, within its rate."""
+        who = may_read(await identify(self.state, authorization), self.state.settings)
+        count_request(self.state, who, _peer_host(peer))
+
+    @_call(guarded=False)
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    @_call(guarded=False)
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=True)
+
+    @_call()
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name="warmzoo", version=self.version, extensions=list(EXTENSIONS))
+
+    @_call()
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
+        ready = await self._in_thread(self.state.inference.ready, request.name, request.version or None)
+        return pb.ModelReadyResponse(ready=ready.ready)
+
+    @_call()
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
+        meta = await self._in_thread(self.state.inference.metadata, request.name, request.version or None)
+        return pb.ModelMetadataResponse(
+            name=meta.name,
+            versions=meta.versions or [],
+            platform=meta.platform,
+            inputs=[pb.ModelMetadataResponse.TensorMetadata(**t.model_dump()) for t in meta.inputs],
+            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t.model_dump()) for t in meta.outputs],
+        )
+
+    @_call()
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
+        body, raw = infer_request(request)
+        result = await self.state.inference.infer_async(request.model_name, request.model_version or None, body, raw)
+        reply = pb.ModelInferResponse(model_name=result.model_name, model_version=result.model_version, id=result.id)
+        for name, array in result.outputs.items():
+            reply.outputs.add(name=name, datatype="FP32", shape=array.shape)
+            reply.raw_output_contents.append(np.ascontiguousarray(array, dtype="<f4").tobytes())
+        return reply
+
+    async def _in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        """What HTTP runs in its threadpool (a database lookup, a session load) runs there here too."""
+        return await run_in_threadpool(function, *args)
+
+
+def infer_request(request: pb.ModelInferRequest) -> tuple[InferenceRequest, RawInputs]:
+    """The OIP request of a ModelInferRequest, and the inputs it sent as `raw_input_contents`.
+
+    Triton's rule: raw contents come for every input or for none. Typed `contents` are read for
+    FP32 only; the data plane names the datatype fault of any other."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; send the raw bytes of "
+            "every input, in the order of `inputs`, or of none",
+            field="raw_input_contents",
+            code="invalid_input",
+        )
+    inputs = []
+    for i, tensor in enumerate(request.inputs):
+        if raw and tensor.HasField("contents"):
+            raise WarmzooError(
+                Reason.BAD_REQUEST,
+                f"input {tensor.name!r} has both `contents` and raw_input_contents[{i}]; send one",
+                field=f"inputs[{i}].contents",
+                code="invalid_input",
+            )
+        data = None if raw or tensor.datatype != "FP32" else list(tensor.contents.fp32_contents) or None
+        inputs.append(
+            RequestInput(
+                name=tensor.name,
+                shape=list(tensor.shape),
+                datatype=tensor.datatype,
+                parameters=_parameters(tensor.parameters),
+                data=data,
+            )
+        )
+    body = InferenceRequest(
+        id=request.id or None,
+        parameters=_parameters(request.parameters),
+        inputs=inputs,
+        outputs=[RequestOutput(name=o.name, parameters=_parameters(o.parameters)) for o in request.outputs] or None,
+    )
+    return body, dict(enumerate(raw))
+
+
+def _parameters(parameters: Any) -> Parameters | None:
+    """A protobuf map of InferParameter as OIP parameters (its one set value each), None if empty."""
+    values: Parameters = {}
+    for key, parameter in parameters.items():
+        which = parameter.WhichOneof("parameter_choice")
+        if which is not None:
+            values[key] = getattr(parameter, which)
+    return values or None
+
+
+def _peer_host(peer: str) -> str:
+    """The client address of a gRPC peer (`ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`), as rate limits count it."""
+    address = peer.partition(":")[2]
+    return address.rpartition(":")[0].strip("[]") or address or peer
+
+
+async def start_server(state: State, version: str, address: str, *, reuse_port: bool) -> grpc.aio.Server:
+    """A started gRPC server on `address` (host:port) serving the app's state.
+
+    `reuse_port`: the API processes of one `warmzoo serve` share the port (SO_REUSEPORT: the
+    kernel spreads connections over them); otherwise a port in use is an error, not a silent share."""
+    settings = state.settings
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            # the limit of an HTTP inference body holds for a gRPC message too
+            ("grpc.max_receive_message_length", settings.max_json_bytes),
+            ("grpc.max_send_message_length", -1),
+        ]
+    )
+    add_GRPCInferenceServiceServicer_to_server(InferenceServicer(state, version), server)
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise WarmzooError(
+            Reason.UNAVAILABLE,
+            f"cannot listen for gRPC on {address} ({exc}): is the port in use? `warmzoo serve --grpc-port` "
+            "picks another, 0 turns gRPC off",
+            code="grpc_port_unavailable",
+        ) from None
+    await server.start()
+    log.info("gRPC /v2 listening on %s", address, extra={"event": "grpc.start"})
+    return server
