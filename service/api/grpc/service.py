@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -33,7 +34,9 @@ from warmzoo.service.api.grpc.protos.grpc_service_pb2_grpc import (
 from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.core.logs import request_id, valid_request_id
 from warmzoo.service.serving.dataplane import EXTENSIONS
-from warmzoo.service.serving.oip import InferenceRequest, Parameters, RawInputs, RequestInput, RequestOutput
+from warmzoo.service.serving.oip import InferenceRequest, Parameters, RequestInput, RequestOutput
+
+RawInputs = dict[int, bytes]  # TODO merge: serving.oip.RawInputs
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ def _call(*, guarded: bool = True) -> Callable[[Handler[Reply]], Handler[Reply]]
             code, status = grpc.StatusCode.OK, 200
             try:
                 if guarded:
-                    await self.admit(metadata.get("authorization"), context.peer())
+                    await self.admit(metadata.get("authorization"), _client(metadata, context.peer()))
                 return await method(self, request, context)
             except Exception as exc:
                 error = exc if isinstance(exc, WarmzooError) else as_domain_error(exc)
@@ -81,10 +84,10 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         self.state = state
         self.version = version
 
-    async def admit(self, authorization: str | None, peer: str) -> None:
+    async def admit(self, authorization: str | None, client: str) -> None:
         """What every /v2 route asks over HTTP: a principal that may read, within its rate."""
         who = may_read(await identify(self.state, authorization), self.state.settings)
-        count_request(self.state, who, _peer_host(peer))
+        count_request(self.state, who, client)
 
     @_call(guarded=False)
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
@@ -181,10 +184,17 @@ def _parameters(parameters: Any) -> Parameters | None:
     return values or None
 
 
-def _peer_host(peer: str) -> str:
-    """The client address of a gRPC peer (`ipv4:127.0.0.1:5000`, `ipv6:[::1]:5000`), as rate limits count it."""
+def _client(metadata: dict[str, str], peer: str) -> str:
+    """The client address, as rate limits count it: the peer's (`ipv4:127.0.0.1:5000`,
+    `ipv6:[::1]:5000`), or behind a proxy that uvicorn trusts (FORWARDED_ALLOW_IPS, as over
+    HTTP) the address that proxy appended to `x-forwarded-for`."""
     address = peer.partition(":")[2]
-    return address.rpartition(":")[0].strip("[]") or address or peer
+    host = address.rpartition(":")[0].strip("[]") or address or peer
+    forwarded = metadata.get("x-forwarded-for")
+    trusted = {entry.strip() for entry in os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1").split(",")}
+    if forwarded and ("*" in trusted or host in trusted):
+        return forwarded.split(",")[-1].strip()
+    return host
 
 
 async def start_server(state: State, version: str, address: str, *, reuse_port: bool) -> grpc.aio.Server:
