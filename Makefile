@@ -49,18 +49,16 @@ constraints:  ## re-pin constraints.txt to the newest releases pyproject.toml al
 	{ sed -n '/^#/p' constraints.txt; .venv-pin/bin/python -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.new
 	mv constraints.new constraints.txt && rm -rf .venv-pin
 
-# grpcio-tools whose protoc (33.x) writes code that protobuf 6.33, the runtime tritonclient allows, can load
-GRPC_TOOLS := grpcio-tools==1.81.1
 PROTOS := service/api/grpc/protos
 PROTOS_PACKAGE := warmzoo.service.api.grpc.protos
 
-protos:  ## regenerate the gRPC stubs in service/api/grpc/protos from its .proto files (Triton's, verbatim)
-	test -x .venv-protos/bin/python || $(PYTHON) -m venv .venv-protos
-	.venv-protos/bin/python -m pip install --quiet '$(GRPC_TOOLS)'
+# grpcio-tools as constraints.txt pins it: its protoc (33.x) writes code that protobuf 6.33, the
+# runtime tritonclient allows, can load
+protos: $(STAMP)  ## regenerate the gRPC stubs in service/api/grpc/protos from its .proto files (Triton's, verbatim)
 	rm -f $(PROTOS)/*_pb2*.py $(PROTOS)/*_pb2*.pyi
 	# -I at the folder: the files register as grpc_service.proto and model_config.proto, the names
 	# tritonclient's own stubs use, so both load into one process
-	.venv-protos/bin/python -m grpc_tools.protoc -I $(PROTOS) --python_out=$(PROTOS) --pyi_out=$(PROTOS) \
+	$(BIN)/python -m grpc_tools.protoc -I $(PROTOS) --python_out=$(PROTOS) --pyi_out=$(PROTOS) \
 		--grpc_python_out=$(PROTOS) $(PROTOS)/grpc_service.proto $(PROTOS)/model_config.proto
 	rm $(PROTOS)/model_config_pb2_grpc.py  # no service in it
 	# protoc writes top-level imports (`import model_config_pb2`): make them imports of the package
