@@ -34,9 +34,7 @@ from warmzoo.service.api.grpc.protos.grpc_service_pb2_grpc import (
 from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.core.logs import request_id, valid_request_id
 from warmzoo.service.serving.dataplane import EXTENSIONS
-from warmzoo.service.serving.oip import InferenceRequest, Parameters, RequestInput, RequestOutput
-
-RawInputs = dict[int, bytes]  # TODO merge: serving.oip.RawInputs
+from warmzoo.service.serving.oip import InferenceRequest, Parameters, RawInputs, RequestInput, RequestOutput
 
 log = logging.getLogger(__name__)
 
