@@ -3,6 +3,7 @@ same named errors as HTTP /v2, as gRPC status codes; auth, rate limits and messa
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -167,7 +168,7 @@ BAD = {
 def test_bad_input_gets_the_named_error_of_http(zoo: Zoo, case: str) -> None:
     model, version, body = BAD[case]
     path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
-    http = zoo.http.post(path, json=body)
+    http = zoo.http.post(path, content=json.dumps(body))  # json.dumps writes NaN, as some clients do
     assert http.status_code in (400, 404), http.text
     error = failure(zoo.grpc.ModelInfer, infer_request(model, body, version=version))
     reason = next(r for r, status in HTTP_STATUS.items() if status == http.status_code)
