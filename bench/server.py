@@ -28,9 +28,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_server(**overrides: str) -> Iterator[str]:
+def local_server(grpc_port: int = 0, **overrides: str) -> Iterator[str]:
     """`warmzoo serve` on a fresh data dir and a free port, stopped (SIGTERM) afterwards;
-    `overrides` replace environment variables of the defaults below."""
+    `overrides` replace environment variables of the defaults below. gRPC /v2 only on a
+    `grpc_port` asked for (several benchmark servers may run at once)."""
     port = free_port()
     env = {
         **os.environ,
@@ -45,7 +46,7 @@ def local_server(**overrides: str) -> Iterator[str]:
     }
     with tempfile.TemporaryDirectory() as data_dir:
         command = [sys.executable, "-m", "warmzoo.service.cli.main", "serve", "--port", str(port), "--data-dir", data_dir]
-        command += ["--grpc-port", "0"]  # several benchmark servers may run at once; none needs gRPC
+        command += ["--grpc-port", str(grpc_port)]
         with open(Path(data_dir) / "server.log", "wb") as log:
             server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
