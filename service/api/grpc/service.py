@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 from google.protobuf.message import Message
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
@@ -31,12 +32,13 @@ from warmzoo.service.api.grpc.protos.grpc_service_pb2_grpc import (
     GRPCInferenceServiceServicer,
     add_GRPCInferenceServiceServicer_to_server,
 )
-from warmzoo.service.core.errors import Reason, WarmzooError
+from warmzoo.service.core.errors import Reason, WarmzooError, validation_error
 from warmzoo.service.core.logs import request_id, valid_request_id
 from warmzoo.service.serving.dataplane import EXTENSIONS
 from warmzoo.service.serving.oip import InferenceRequest, Parameters, RawInputs, RequestInput, RequestOutput
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("warmzoo.access")
 
 Reply = TypeVar("Reply", bound=Message)
 Handler = Callable[["InferenceServicer", Any, grpc.aio.ServicerContext], Awaitable[Reply]]
@@ -50,15 +52,19 @@ def _call(*, guarded: bool = True) -> Callable[[Handler[Reply]], Handler[Reply]]
         @functools.wraps(method)
         async def call(self: InferenceServicer, request: Any, context: grpc.aio.ServicerContext) -> Reply:
             metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
-            token = request_id.set(valid_request_id(metadata.get("x-request-id")))
+            rid = valid_request_id(metadata.get("x-request-id"))
+            token = request_id.set(rid)
+            client = _client(metadata, context.peer())
             started = time.perf_counter()
-            code, status = grpc.StatusCode.OK, 200
+            code, status = grpc.StatusCode.CANCELLED, 499  # unless it ends otherwise: the client left
             try:
                 if guarded:
-                    await self.admit(metadata.get("authorization"), _client(metadata, context.peer()))
-                return await method(self, request, context)
+                    await self.admit(metadata.get("authorization"), client)
+                reply = await method(self, request, context)
+                code, status = grpc.StatusCode.OK, 200
+                return reply
             except Exception as exc:
-                error = exc if isinstance(exc, WarmzooError) else as_domain_error(exc)
+                error = _domain_error(exc)
                 if error is None:
                     code, status = grpc.StatusCode.INTERNAL, 500
                     log.exception("unhandled error on gRPC %s", method.__name__)
@@ -66,13 +72,33 @@ def _call(*, guarded: bool = True) -> Callable[[Handler[Reply]], Handler[Reply]]
                 code, status = GRPC_STATUS[error.reason], HTTP_STATUS[error.reason]
                 await context.abort(code, error.message, trailing_metadata=grpc_trailers(error))
             finally:
-                model = getattr(request, "model_name", None) if method.__name__ == "ModelInfer" else None
-                self.state.telemetry.observe_grpc(method.__name__, code.name, time.perf_counter() - started, model, status)
+                seconds = time.perf_counter() - started
+                model = request.model_name if isinstance(request, pb.ModelInferRequest) else None
+                self.state.telemetry.observe_grpc(method.__name__, code.name, seconds, model, status)
+                _access(method.__name__, code, seconds, rid, client)
                 request_id.reset(token)
 
         return call
 
     return wrap
+
+
+def _domain_error(exc: Exception) -> WarmzooError | None:
+    """What HTTP would answer with a 4xx or a 503, as a domain error; None for a bug."""
+    if isinstance(exc, WarmzooError):
+        return exc
+    if isinstance(exc, ValidationError):  # a ModelInferRequest the OIP models refuse
+        return validation_error(exc.errors())
+    return as_domain_error(exc)
+
+
+def _access(method: str, code: grpc.StatusCode, seconds: float, rid: str, client: str) -> None:
+    """The access log line of a gRPC call, as TelemetryMiddleware writes one per HTTP request."""
+    duration_ms = round(seconds * 1000, 3)
+    level = logging.ERROR if code is grpc.StatusCode.INTERNAL else logging.INFO
+    extra = {"event": "grpc.request", "method": method, "code": code.name, "duration_ms": duration_ms}
+    extra.update(request_id=rid, client=client)
+    access_log.log(level, "gRPC %s %s %.1f ms", method, code.name, duration_ms, extra=extra)
 
 
 class InferenceServicer(GRPCInferenceServiceServicer):
@@ -101,12 +127,12 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     @_call()
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
-        ready = await self._in_thread(self.state.inference.ready, request.name, request.version or None)
+        ready = await run_in_threadpool(self.state.inference.ready, request.name, request.version or None)
         return pb.ModelReadyResponse(ready=ready.ready)
 
     @_call()
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
-        meta = await self._in_thread(self.state.inference.metadata, request.name, request.version or None)
+        meta = await run_in_threadpool(self.state.inference.metadata, request.name, request.version or None)
         return pb.ModelMetadataResponse(
             name=meta.name,
             versions=meta.versions or [],
@@ -124,10 +150,6 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             reply.outputs.add(name=name, datatype="FP32", shape=array.shape)
             reply.raw_output_contents.append(np.ascontiguousarray(array, dtype="<f4").tobytes())
         return reply
-
-    async def _in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
-        """What HTTP runs in its threadpool (a database lookup, a session load) runs there here too."""
-        return await run_in_threadpool(function, *args)
 
 
 def infer_request(request: pb.ModelInferRequest) -> tuple[InferenceRequest, RawInputs]:
