@@ -27,11 +27,11 @@ import torch
 import tritonclient.grpc as grpcclient
 
 from bench.server import free_port, local_server, publish
+from warmzoo.models.network import Network, build_network
+from warmzoo.models.onnx import ExportError, export_onnx
+from warmzoo.models.spec import CELLS, RNNSpec
 from warmzoo.service.api.grpc.protos import grpc_service_pb2 as pb
 from warmzoo.service.api.grpc.protos.grpc_service_pb2_grpc import GRPCInferenceServiceStub
-from warmzoo.models.export import ExportError, export_onnx
-from warmzoo.models.network import Network, build_network
-from warmzoo.models.spec import CELLS, RNNSpec
 
 
 def timings(
