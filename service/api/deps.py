@@ -129,16 +129,27 @@ async def writer(who: PrincipalDep) -> Principal:
 WriterDep = Annotated[Principal, Depends(writer)]
 
 
-async def rate_limit(request: Request, who: PrincipalDep) -> None:
-    count_request(request.app.state, who, request.client.host if request.client else "?")
+async def caller(request: Request, who: PrincipalDep) -> str:
+    return caller_identity(who, request.client.host if request.client else "?")
 
 
-def count_request(state: State, who: Principal, client: str) -> None:
+def caller_identity(who: Principal, client: str) -> str:
+    """Whom quotas count against: the API key, or without one the client address."""
+    return f"key {who.key_id}" if who.key_id else f"client {client}"
+
+
+CallerDep = Annotated[str, Depends(caller)]
+
+
+async def rate_limit(request: Request, identity: CallerDep) -> None:
+    count_request(request.app.state, identity)
+
+
+def count_request(state: State, identity: str) -> None:
     """429 with Retry-After once the key (or, without one, the client address) is over its rate."""
     buckets = state.rate_limits
     if buckets is None:
         return
-    identity = f"key {who.key_id}" if who.key_id else f"client {client}"
     wait = buckets.take(identity)
     if wait:
         raise rate_limited(wait, identity)

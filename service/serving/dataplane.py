@@ -28,6 +28,7 @@ from anyio.to_thread import run_sync
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.core.gc_pauses import freeze_long_lived
+from warmzoo.service.security.budgets import check_inference
 from warmzoo.service.serving.oip import (
     InferenceRequest,
     InferenceResult,
@@ -111,10 +112,12 @@ class InferenceService:
         intra_op_threads: int = 1,
         sequence_store: SequenceStore | None = None,
         max_batch_time: int = 100_000,
+        max_inference_bytes: int = 64 * 2**20,
     ) -> None:
-        """`intra_op_threads` 0 lets ONNX Runtime choose; `max_batch_time` bounds batch x time of one request."""
-        if session_cache_size < 1 or max_batch_time < 1:
-            raise ValueError("session_cache_size and max_batch_time must be >= 1")
+        """`intra_op_threads` 0 lets ONNX Runtime choose; `max_batch_time` bounds batch x time of one
+        request and `max_inference_bytes` the bytes of its tensors (security.budgets.inference_bytes)."""
+        if session_cache_size < 1 or max_batch_time < 1 or max_inference_bytes < 1:
+            raise ValueError("session_cache_size, max_batch_time and max_inference_bytes must be >= 1")
         self._resolve = resolve
         self._cache_size = session_cache_size
         self._sessions: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
@@ -124,6 +127,7 @@ class InferenceService:
         self._options.log_severity_level = 3  # the overridable `state` initializer is by design, not a warning
         self.sequences = sequence_store if sequence_store is not None else MemorySequenceStore()
         self.max_batch_time = max_batch_time
+        self.max_inference_bytes = max_inference_bytes
         # Requests of one sequence must not interleave (each reads the state the previous wrote):
         # striped locks serialise them within this process without per-sequence bookkeeping.
         self._sequence_locks = [threading.Lock() for _ in range(64)]
@@ -156,7 +160,7 @@ class InferenceService:
     # -- inference --------------------------------------------------------------------------
 
     async def infer_async(
-        self, name: str, version: str | None, request: InferenceRequest, raw: RawInputs | None = None
+        self, name: str, version: str | None, request: InferenceRequest, raw: RawInputs | None = None, owner: str = ""
     ) -> InferenceResult:
         """The one way in for every protocol: `infer` on the event loop when `runs_inline` says it
         is quick, else in a thread. Under load a request waiting for a thread queued behind the
@@ -165,8 +169,8 @@ class InferenceService:
         self._in_flight += 1
         try:
             if self.runs_inline(name, version, request, alone=self._in_flight == 1):
-                return self.infer(name, version, request, raw)
-            return await run_sync(self.infer, name, version, request, raw)
+                return self.infer(name, version, request, raw, owner)
+            return await run_sync(self.infer, name, version, request, raw, owner)
         finally:
             self._in_flight -= 1
 
@@ -187,18 +191,20 @@ class InferenceService:
         return 0 <= work <= (ALONE_MULTIPLY_ADDS if alone else QUICK_MULTIPLY_ADDS)
 
     def infer(
-        self, name: str, version: str | None, request: InferenceRequest, raw: RawInputs | None = None
+        self, name: str, version: str | None, request: InferenceRequest, raw: RawInputs | None = None, owner: str = ""
     ) -> InferenceResult:
         """Run one request; inside a sequence, start from and leave behind the sequence's state.
-        `raw` holds the inputs sent as bytes (binary extension, gRPC raw contents) by input index."""
+        `raw` holds the inputs sent as bytes (binary extension, gRPC raw contents) by input index.
+        A sequence belongs to the `owner` who started it (an API key, or a client address): to
+        anyone else it does not exist, and each owner's open sequences are bounded."""
         sequence = _sequence_parameters(request.parameters)
         if sequence.id is None:
             served = self._resolve(name, version)
             return _result(served, request, *self._compute(served, request, raw or {}, sequence, None))
 
-        key = json.dumps([name, sequence.id])  # per model, and 42 and "42" stay distinct
+        key = json.dumps([owner, name, sequence.id])  # per owner and model, and 42 and "42" stay distinct
         try:
-            return self._infer_in_sequence(name, version, request, raw or {}, sequence, key)
+            return self._infer_in_sequence(name, version, request, raw or {}, sequence, key, owner)
         except SequenceStoreUnavailable as exc:
             raise WarmzooError(
                 Reason.UNAVAILABLE,
@@ -209,7 +215,14 @@ class InferenceService:
             ) from None
 
     def _infer_in_sequence(
-        self, name: str, version: str | None, request: InferenceRequest, raw: RawInputs, sequence: _Sequence, key: str
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        raw: RawInputs,
+        sequence: _Sequence,
+        key: str,
+        owner: str,
     ) -> InferenceResult:
         with self._sequence_locks[hash(key) % len(self._sequence_locks)]:
             carried = None if sequence.start else self.sequences.get(key)
@@ -227,9 +240,9 @@ class InferenceService:
             served = self._resolve(name, version)
             outputs, wanted = self._compute(served, request, raw, sequence, carried)
             if sequence.end:
-                self.sequences.delete(key)
+                self.sequences.delete(key, owner)
             else:
-                self._keep(key, SequenceState(served.version, outputs["state"]))
+                self._keep(key, SequenceState(served.version, outputs["state"]), owner)
             return _result(served, request, outputs, wanted)
 
     def _compute(
@@ -251,7 +264,7 @@ class InferenceService:
                 code="sequence_mismatch",
             )
         loaded = self._load(served)
-        x, state = _inputs(loaded, served, request, raw, self.max_batch_time)
+        x, state = _inputs(loaded, served, request, raw, self.max_batch_time, self.max_inference_bytes)
         wanted = _requested_outputs(loaded, served, request)
         if carried is not None:
             state = _carried_state(sequence.id, carried, request, x, state)
@@ -261,18 +274,29 @@ class InferenceService:
         arrays = loaded.session.run(onnx_names, {"input": x, "state": state})
         return dict(zip(loaded.outputs, arrays, strict=True)), wanted
 
-    def _keep(self, key: str, value: SequenceState) -> None:
+    def _keep(self, key: str, value: SequenceState, owner: str) -> None:
         try:
-            self.sequences.put(key, value)
+            self.sequences.put(key, value, owner)
         except SequenceStoreFull as full:
+            limit = full.limit
+            reason, code, held, setting = {
+                "server": (Reason.UNAVAILABLE, "too_many_sequences", f"the server holds its limit of {limit}", "max_sequences"),
+                "owner": (Reason.TOO_MANY, "too_many_sequences", f"you hold your limit of {limit}", "max_sequences_per_owner"),
+                "owner_bytes": (
+                    Reason.TOO_MANY,
+                    "sequence_bytes_exceeded",
+                    f"this state of {value.state.nbytes} bytes would take you past {limit} bytes of state in",
+                    "max_sequence_bytes_per_owner",
+                ),
+            }[full.scope]
+            idle = self.sequences.idle_timeout_s
             raise WarmzooError(
-                Reason.UNAVAILABLE,
-                f"the server already holds its limit of {full.limit} open sequences; end finished ones "
-                f"with parameters.sequence_end = true, or retry once idle ones expire after "
-                f"{self.sequences.idle_timeout_s:g} s "
-                "(settings WARMZOO_MAX_SEQUENCES, WARMZOO_SEQUENCE_IDLE_TIMEOUT_S)",
+                reason,
+                f"{held} open sequences; end finished ones with parameters.sequence_end = true, or retry once idle "
+                f"ones expire after {idle:g} s (settings WARMZOO_{setting.upper()}, WARMZOO_SEQUENCE_IDLE_TIMEOUT_S)",
                 field="parameters.sequence_start",
-                code="too_many_sequences",
+                code=code,
+                retry_after_s=None if full.scope == "server" else max(1, round(idle)),
             ) from None
 
     # -- sessions --------------------------------------------------------------------------
@@ -361,7 +385,12 @@ def _sequence_parameters(parameters: Parameters | None) -> _Sequence:
 
 
 def _inputs(
-    loaded: _Loaded, served: ServedModel, request: InferenceRequest, raw: RawInputs, max_batch_time: int
+    loaded: _Loaded,
+    served: ServedModel,
+    request: InferenceRequest,
+    raw: RawInputs,
+    max_batch_time: int,
+    max_bytes: int,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The checked `input` [B, T, I] and, if sent, `state` [L, B, S] of a request."""
     by_name: dict[str, tuple[int, RequestInput]] = {}
@@ -411,6 +440,7 @@ def _inputs(
             field=f"inputs[{i}].shape",
             code="invalid_input",
         )
+    check_inference(spec, batch, time_steps, max_bytes, field=f"inputs[{i}].shape")
     x = _array(i, tensor, raw.get(i))
 
     if "state" not in by_name:

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
-from warmzoo.service.api.deps import count_request, identify, may_read
+from warmzoo.service.api.deps import caller_identity, count_request, identify, may_read
 from warmzoo.service.api.errors import GRPC_STATUS, HTTP_STATUS, as_domain_error, grpc_trailers
 from warmzoo.service.api.grpc.protos import grpc_service_pb2 as pb
 from warmzoo.service.api.grpc.protos.grpc_service_pb2_grpc import (
@@ -41,14 +41,16 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("warmzoo.access")
 
 Reply = TypeVar("Reply", bound=Message)
-Handler = Callable[["InferenceServicer", Any, grpc.aio.ServicerContext], Awaitable[Reply]]
+Handler = Callable[["InferenceServicer", Any, str], Awaitable[Reply]]
+"""A servicer method: (self, request, caller: whom quotas and sequences belong to) -> reply."""
+Call = Callable[["InferenceServicer", Any, grpc.aio.ServicerContext], Awaitable[Reply]]
 
 
-def _call(*, guarded: bool = True) -> Callable[[Handler[Reply]], Handler[Reply]]:
+def _call(*, guarded: bool = True) -> Callable[[Handler[Reply]], Call[Reply]]:
     """Wrap a servicer method: key check and rate limit (unless a health probe), domain errors as
     gRPC statuses, metrics and the request id of the log lines."""
 
-    def wrap(method: Handler[Reply]) -> Handler[Reply]:
+    def wrap(method: Handler[Reply]) -> Call[Reply]:
         @functools.wraps(method)
         async def call(self: InferenceServicer, request: Any, context: grpc.aio.ServicerContext) -> Reply:
             metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
@@ -58,9 +60,10 @@ def _call(*, guarded: bool = True) -> Callable[[Handler[Reply]], Handler[Reply]]
             started = time.perf_counter()
             code, status = grpc.StatusCode.CANCELLED, 499  # unless it ends otherwise: the client left
             try:
+                caller = f"client {client}"
                 if guarded:
-                    await self.admit(metadata.get("authorization"), client)
-                reply = await method(self, request, context)
+                    caller = await self.admit(metadata.get("authorization"), client)
+                reply = await method(self, request, caller)
                 code, status = grpc.StatusCode.OK, 200
                 return reply
             except Exception as exc:
@@ -108,30 +111,33 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         self.state = state
         self.version = version
 
-    async def admit(self, authorization: str | None, client: str) -> None:
-        """What every /v2 route asks over HTTP: a principal that may read, within its rate."""
+    async def admit(self, authorization: str | None, client: str) -> str:
+        """What every /v2 route asks over HTTP: a principal that may read, within its rate; returns
+        whom quotas and streaming sequences belong to (the key, or the client address)."""
         who = may_read(await identify(self.state, authorization), self.state.settings)
-        count_request(self.state, who, client)
+        caller = caller_identity(who, client)
+        count_request(self.state, caller)
+        return caller
 
     @_call(guarded=False)
-    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
+    async def ServerLive(self, request: pb.ServerLiveRequest, caller: str) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @_call(guarded=False)
-    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
+    async def ServerReady(self, request: pb.ServerReadyRequest, caller: str) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=True)
 
     @_call()
-    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, caller: str) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name="warmzoo", version=self.version, extensions=list(EXTENSIONS))
 
     @_call()
-    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
+    async def ModelReady(self, request: pb.ModelReadyRequest, caller: str) -> pb.ModelReadyResponse:
         ready = await run_in_threadpool(self.state.inference.ready, request.name, request.version or None)
         return pb.ModelReadyResponse(ready=ready.ready)
 
     @_call()
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, caller: str) -> pb.ModelMetadataResponse:
         meta = await run_in_threadpool(self.state.inference.metadata, request.name, request.version or None)
         return pb.ModelMetadataResponse(
             name=meta.name,
@@ -142,9 +148,10 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         )
 
     @_call()
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
+    async def ModelInfer(self, request: pb.ModelInferRequest, caller: str) -> pb.ModelInferResponse:
         body, raw = infer_request(request)
-        result = await self.state.inference.infer_async(request.model_name, request.model_version or None, body, raw)
+        version = request.model_version or None
+        result = await self.state.inference.infer_async(request.model_name, version, body, raw, owner=caller)
         reply = pb.ModelInferResponse(model_name=result.model_name, model_version=result.model_version, id=result.id)
         for name, array in result.outputs.items():
             reply.outputs.add(name=name, datatype="FP32", shape=array.shape)

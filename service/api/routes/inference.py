@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope
 
+from warmzoo.service.api.deps import CallerDep
 from warmzoo.service.api.errors import error_responses
 from warmzoo.service.serving.dataplane import EXTENSIONS, InferenceService
 from warmzoo.service.serving.oip import (
@@ -84,7 +85,7 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         "description": f"JSON; with binary outputs asked for, the JSON ({BINARY_HEADER} bytes) then their data.",
     },
-    **error_responses(400, 404, 422, 503),
+    **error_responses(400, 404, 422, 429, 503),
 }
 InferBody = Annotated[InferenceRequest, Body(openapi_examples=INFER_EXAMPLES)]
 
@@ -125,28 +126,30 @@ def model_version_ready(inference: Inference, name: str, version: str) -> ModelR
 
 
 @router.post("/models/{name}/infer", response_model=InferenceResponse, responses=INFER_RESPONSES)
-async def model_infer(request: Request, inference: Inference, name: str, body: InferBody) -> Response:
-    """Run one request on the `latest` version; `parameters.sequence_id/start/end` stream a sequence."""
-    return await _infer(request, inference, name, None, body)
+async def model_infer(request: Request, inference: Inference, caller: CallerDep, name: str, body: InferBody) -> Response:
+    """Run one request on the `latest` version; `parameters.sequence_id/start/end` stream a sequence
+    (it belongs to the API key, or client address, that started it)."""
+    return await _infer(request, inference, caller, name, None, body)
 
 
 @router.post(
     "/models/{name}/versions/{version}/infer", response_model=InferenceResponse, responses=INFER_RESPONSES
 )
 async def model_version_infer(
-    request: Request, inference: Inference, name: str, version: str, body: InferBody
+    request: Request, inference: Inference, caller: CallerDep, name: str, version: str, body: InferBody
 ) -> Response:
-    """Run one request on this version; `parameters.sequence_id/start/end` stream a sequence."""
-    return await _infer(request, inference, name, version, body)
+    """Run one request on this version; `parameters.sequence_id/start/end` stream a sequence
+    (it belongs to the API key, or client address, that started it)."""
+    return await _infer(request, inference, caller, name, version, body)
 
 
 async def _infer(
-    request: Request, inference: InferenceService, name: str, version: str | None, body: InferenceRequest
+    request: Request, inference: InferenceService, caller: str, name: str, version: str | None, body: InferenceRequest
 ) -> Response:
     """JSON in and out, or with binary tensors after the JSON, as the request chose."""
     assert isinstance(request, OipRequest)  # the router's route_class
     raw = binary_inputs(body, request.binary)
-    result = await inference.infer_async(name, version, body, raw)
+    result = await inference.infer_async(name, version, body, raw, caller)
     content, header_length = encode_response(result, body)
     if header_length is None:
         return Response(content, media_type="application/json")
