@@ -26,7 +26,8 @@ import onnxruntime as ort
 import torch
 import tritonclient.grpc as grpcclient
 
-from bench.server import free_port, local_server, publish
+from bench.server import local_server, publish
+from tests.helpers.server import free_port
 from warmzoo.models.network import Network, build_network
 from warmzoo.models.onnx import ExportError, export_onnx
 from warmzoo.models.spec import CELLS, RNNSpec

@@ -4,7 +4,6 @@ same named errors as HTTP /v2, as gRPC status codes; auth, rate limits and messa
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.server import free_port
+from tests.helpers.factories import tiny_spec, tiny_weights
 from warmzoo.service.api.app import create_app
 from warmzoo.service.api.errors import GRPC_CODE_KEY, GRPC_FIELD_KEY, GRPC_RETRY_KEY, GRPC_STATUS, HTTP_STATUS
 from warmzoo.service.api.grpc.protos import grpc_service_pb2 as pb
@@ -33,12 +33,6 @@ class Zoo:
     grpc: GRPCInferenceServiceStub
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def open_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(data_dir=tmp_path_factory.mktemp("data"), auth="off", rate_limit_per_s=0)
@@ -46,7 +40,7 @@ def open_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 def serve(settings: Settings) -> Iterator[Zoo]:
     """The app with gRPC on a free port, model `m` (SPEC) version 1 published."""
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     with (
         TestClient(create_app(settings.model_copy(update={"grpc_address": address}))) as http,
         grpc.insecure_channel(address) as channel,

@@ -15,8 +15,9 @@ import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from warmzoo.models.onnx import export_onnx
+from tests.helpers.clock import Clock
 from warmzoo.models.network import build_network
+from warmzoo.models.onnx import export_onnx
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.api.errors import install_error_handlers
 from warmzoo.service.api.metrics import Telemetry, TelemetryMiddleware
@@ -82,14 +83,6 @@ def registry(exported: dict[tuple[str, int], tuple[torch.nn.Module, Path]]) -> R
     for (name, version), (_, path) in exported.items():
         registry.add(ServedModel(name=name, version=version, spec=SPECS[name], onnx_path=path))
     return registry
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from tests.service.factories import tiny_spec, tiny_weights
-from tests.service.test_e2e import Server, start_server, stop_server
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.server import Server, start_server, stop_server
 from warmzoo.service.cli.main import main
 
 pytestmark = pytest.mark.e2e
