@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sequence_store=sequence_store,
             max_batch_time=settings.max_batch_time,
             max_inference_bytes=settings.max_inference_bytes,
+            batching=settings.batching_for,
         )
         app.state.telemetry.bind(app.state.sessions, app.state.inference)
         grpc_server = None
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(GRPC_GRACE_S)
+            app.state.inference.close()
             engine.dispose()
             close = getattr(sequence_store, "close", None)
             if close is not None:
