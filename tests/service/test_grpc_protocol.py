@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from google.protobuf import json_format
 
 from tests.helpers.server import free_port
 from tests.helpers.factories import tiny_spec, tiny_weights
@@ -115,6 +116,29 @@ def test_health_and_metadata(zoo: Zoo) -> None:
     meta = zoo.grpc.ModelMetadata(pb.ModelMetadataRequest(name="m"))
     assert {t.name: list(t.shape) for t in meta.inputs} == {"input": [-1, -1, 2], "state": [2, -1, 4]}
     assert (meta.name, list(meta.versions), meta.platform) == ("m", ["1"], "onnxruntime_onnx")
+
+
+def test_config_index_and_statistics_are_the_http_json_as_protobuf(zoo: Zoo) -> None:
+    zoo.grpc.ModelInfer(infer_request("m", {"inputs": [GOOD]}))
+    config = zoo.grpc.ModelConfig(pb.ModelConfigRequest(name="m")).config
+    http_config = zoo.http.get("/v2/models/m/config").json()
+    batching = http_config.pop("dynamic_batching")  # a protobuf config has one scheduler: moved into the sequence's
+    oldest = config.sequence_batching.oldest
+    assert (oldest.max_candidate_sequences, oldest.max_queue_delay_microseconds) == (
+        http_config["max_batch_size"],
+        batching["max_queue_delay_microseconds"],
+    )
+    config.sequence_batching.ClearField("oldest")
+    assert config == json_format.ParseDict(http_config, type(config)())
+    index = zoo.grpc.RepositoryIndex(pb.RepositoryIndexRequest(ready=True)).models
+    assert [(e.name, e.version, e.state) for e in index] == [("m", "1", "READY")]
+    stats = zoo.grpc.ModelStatistics(pb.ModelStatisticsRequest(name="m", version="1")).model_stats
+    http_stats = zoo.http.get("/v2/models/m/versions/1/stats").json()["model_stats"]
+    assert [(s.name, s.version, s.inference_count) for s in stats] == [("m", "1", 1)]
+    assert stats[0].inference_stats.success.count == http_stats[0]["inference_stats"]["success"]["count"] == 1
+    assert [s.name for s in zoo.grpc.ModelStatistics(pb.ModelStatisticsRequest()).model_stats] == ["m"]
+    error = failure(zoo.grpc.ModelConfig, pb.ModelConfigRequest(name="nope"))
+    assert error.code() is grpc.StatusCode.NOT_FOUND
 
 
 @pytest.mark.parametrize("raw", [False, True], ids=["contents", "raw"])

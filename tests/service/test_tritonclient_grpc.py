@@ -76,6 +76,19 @@ def test_health_and_metadata(client: grpcclient.InferenceServerClient) -> None:
     assert {t["name"]: t["shape"] for t in meta["inputs"]} == {"input": ["-1", "-1", "2"], "state": ["2", "-1", "4"]}
 
 
+def test_config_index_and_statistics(server: Server, client: grpcclient.InferenceServerClient) -> None:
+    client.infer(MODEL, sequence_input(random_input(4)))
+    config = client.get_model_config(MODEL, as_json=True)["config"]
+    assert config["name"] == MODEL and config["max_batch_size"] == server.http.get(f"/v2/models/{MODEL}/config").json()[
+        "max_batch_size"
+    ]
+    assert [(t["name"], t["data_type"]) for t in config["input"]] == [("input", "TYPE_FP32"), ("state", "TYPE_FP32")]
+    index = client.get_model_repository_index(as_json=True)["models"]
+    assert {(e["name"], e["version"]) for e in index} == {(MODEL, "1")}
+    stats = client.get_inference_statistics(MODEL, as_json=True)["model_stats"]
+    assert stats[0]["name"] == MODEL and int(stats[0]["inference_stats"]["success"]["count"]) >= 1
+
+
 def test_infer_equals_http(server: Server, client: grpcclient.InferenceServerClient) -> None:
     x = random_input(7, batch=3)
     result = client.infer(MODEL, sequence_input(x), request_id="r1")

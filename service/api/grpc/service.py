@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import grpc
 import numpy as np
+from google.protobuf import json_format
 from google.protobuf.message import Message
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -28,12 +29,14 @@ from starlette.datastructures import State
 from warmzoo.service.api.deps import caller_identity, count_request, identify, may_read
 from warmzoo.service.api.errors import GRPC_STATUS, HTTP_STATUS, as_domain_error, grpc_trailers
 from warmzoo.service.api.grpc.protos import grpc_service_pb2 as pb
+from warmzoo.service.api.grpc.protos import model_config_pb2
 from warmzoo.service.api.grpc.protos.grpc_service_pb2_grpc import (
     GRPCInferenceServiceServicer,
     add_GRPCInferenceServiceServicer_to_server,
 )
 from warmzoo.service.core.errors import Reason, WarmzooError, validation_error
 from warmzoo.service.core.logs import request_id, valid_request_id
+from warmzoo.service.registry.registry import Registry
 from warmzoo.service.serving.dataplane import EXTENSIONS
 from warmzoo.service.serving.oip import InferenceRequest, Parameters, RawInputs, RequestInput, RequestOutput
 
@@ -148,6 +151,31 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         )
 
     @_call()
+    async def ModelConfig(self, request: pb.ModelConfigRequest, caller: str) -> pb.ModelConfigResponse:
+        """Triton's model configuration extension: the JSON HTTP serves, as its protobuf."""
+        config = await run_in_threadpool(self.state.inference.config, request.name, request.version or None)
+        return pb.ModelConfigResponse(config=json_format.ParseDict(_one_scheduler(config), model_config_pb2.ModelConfig()))
+
+    @_call()
+    async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, caller: str) -> pb.RepositoryIndexResponse:
+        """Every version in the zoo (`repository_name` is ignored: the zoo is one repository)."""
+
+        def index() -> list[Any]:
+            with self.state.sessions() as session:
+                versions = Registry(session, self.state.blobs).version_numbers()
+            return self.state.inference.repository_index(versions, ready_only=request.ready)
+
+        entries = await run_in_threadpool(index)
+        return pb.RepositoryIndexResponse(models=[pb.RepositoryIndexResponse.ModelIndex(**e.model_dump()) for e in entries])
+
+    @_call()
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, caller: str) -> pb.ModelStatisticsResponse:
+        """Triton's statistics extension: every version served (no name), a model's, or a version's."""
+        name, version = request.name or None, request.version or None
+        stats = await run_in_threadpool(self.state.inference.statistics, name, version)
+        return json_format.ParseDict({"model_stats": stats}, pb.ModelStatisticsResponse())
+
+    @_call()
     async def ModelInfer(self, request: pb.ModelInferRequest, caller: str) -> pb.ModelInferResponse:
         body, raw = infer_request(request)
         version = request.model_version or None
@@ -157,6 +185,19 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             reply.outputs.add(name=name, datatype="FP32", shape=array.shape)
             reply.raw_output_contents.append(np.ascontiguousarray(array, dtype="<f4").tobytes())
         return reply
+
+
+def _one_scheduler(config: dict[str, Any]) -> dict[str, Any]:
+    """The JSON configuration with one scheduling choice, as the protobuf's oneof allows: a model
+    that streams and batches keeps `sequence_batching`, and the dynamic batcher's settings move
+    into its `oldest` strategy, where Triton puts a sequence model's batching."""
+    if "sequence_batching" not in config or "dynamic_batching" not in config:
+        return config
+    config = dict(config)
+    batching = config.pop("dynamic_batching")
+    oldest = {"max_candidate_sequences": max(1, config.get("max_batch_size", 1)), **batching}
+    config["sequence_batching"] = {**config["sequence_batching"], "oldest": oldest}
+    return config
 
 
 def infer_request(request: pb.ModelInferRequest) -> tuple[InferenceRequest, RawInputs]:
