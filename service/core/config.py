@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         "sequence_store=redis, and rate limits count per process.",
     )
 
+    grpc_address: str = Field(
+        "",
+        description="host:port of the gRPC /v2 endpoint, set by `warmzoo serve --grpc-port`; empty: no gRPC.",
+    )
+
     onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX Runtime session.")
     batching: bool = Field(True, description="Dynamic batching of concurrent inference requests (per model version).")
     max_batch_size: int = Field(64, ge=1, description="Most sequences in one dynamic batch.")
