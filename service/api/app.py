@@ -21,6 +21,7 @@ from warmzoo.service.api.ui.router import router as ui_router
 from warmzoo.service.core.config import Settings, get_settings
 from warmzoo.service.core.gc_pauses import freeze_long_lived
 from warmzoo.service.core.logs import configure_logging
+from warmzoo.service.jobs.watch import JobWatch
 from warmzoo.service.registry.blobs import open_blob_store
 from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
 from warmzoo.service.security.auth import auth_enabled
@@ -29,6 +30,7 @@ from warmzoo.service.serving.dataplane import InferenceService
 from warmzoo.service.serving.repository import registry_resolver
 from warmzoo.service.serving.sequences import open_sequence_store
 
+EVENTS_POLL_S = 0.25  # how often the job of open event streams is read
 GUARD_ERRORS = error_responses(401, 403, 429, 503)  # any API route: key, scope, rate, database down
 DESCRIPTION = """A zoo of warmed-up (multistable) recurrent-network initialisations.
 
@@ -66,8 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(upgrade_database, settings)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.database_pool_timeout_s)
         app.state.sessions = session_factory(engine)
+        app.state.job_watch = JobWatch(app.state.sessions, EVENTS_POLL_S)
         app.state.blobs = open_blob_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url)
         sequence_store = await run_in_threadpool(open_sequence_store, settings)
         app.state.inference = InferenceService(

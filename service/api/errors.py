@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from warmzoo.service.core.errors import Reason, WarmzooError, validation_error
@@ -124,6 +125,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(unavailable)
 
+    async def on_pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+        # Every pooled connection is taken (a burst of slow requests): the same request a moment later succeeds.
+        log.error("no free database connection on %s %s: %s", request.method, request.url.path, exc)
+        message = "the server is busy: every database connection is in use; retry in a few seconds"
+        busy = WarmzooError(Reason.UNAVAILABLE, message, code="database_busy", retry_after_s=DATABASE_RETRY_AFTER_S)
+        return error_response(busy)
+
     async def on_storage_full(request: Request, exc: Exception) -> JSONResponse:
         log.error("blob store full on %s %s: %s", request.method, request.url.path, exc)
         message = f"the blob store has no space left ({exc}); nothing was stored, retry once space is freed"
@@ -143,5 +151,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(DataError, on_data_error)
     app.add_exception_handler(DBAPIError, on_database_unreachable)
+    app.add_exception_handler(PoolTimeout, on_pool_exhausted)
     app.add_exception_handler(BlobStoreFull, on_storage_full)
     app.add_exception_handler(Exception, on_unexpected)

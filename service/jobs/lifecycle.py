@@ -1,4 +1,4 @@
-"""Jobs as the API sees them: queue a checked request (idempotently), read, list, cancel, follow.
+"""Jobs as the API sees them: queue a checked request (idempotently), read, list, cancel (`jobs.watch` follows).
 
 Workers take it from there through `jobs.queue`; this module never runs a job.
 """
@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import anyio
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import Reason, WarmzooError
@@ -161,24 +159,6 @@ def cancel(session: Session, job_id: str) -> JobRow:
         field="id",
         code="job_finished",
     )
-
-
-def _snapshot(sessions: sessionmaker[Session], job_id: str) -> JobRow:
-    with sessions() as session:
-        return get(session, job_id)
-
-
-async def follow(sessions: sessionmaker[Session], job_id: str, poll_s: float) -> AsyncIterator[JobRow]:
-    """The job every `poll_s` seconds until it has ended (the last snapshot is the ended job).
-
-    Polls the jobs table (the source of truth, whichever process runs the job) in a worker
-    thread, so a slow database never blocks the event loop."""
-    while True:
-        job = await anyio.to_thread.run_sync(_snapshot, sessions, job_id)
-        yield job
-        if job.status in TERMINAL:
-            return
-        await anyio.sleep(poll_s)
 
 
 def counts(session: Session) -> dict[tuple[str, str], int]:

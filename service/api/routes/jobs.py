@@ -16,11 +16,11 @@ from warmzoo.service.api.job_schemas import JobOut, JobStatus
 from warmzoo.service.api.schemas import PageOut
 from warmzoo.service.jobs import lifecycle
 from warmzoo.service.jobs.requests import ExportIn, JobKind, MeasureIn, check_export, check_measure
+from warmzoo.service.jobs.watch import JobWatch
 from warmzoo.service.registry.tables import JobRow
 
 router = APIRouter(tags=["jobs"])
 
-EVENTS_POLL_S = 0.25
 KEEPALIVE_S = 15.0  # an SSE comment line after this much silence keeps proxies from closing the stream
 
 JobIdPath = Annotated[str, Path(description="Job id.", max_length=36)]
@@ -73,11 +73,17 @@ def _event(name: str, payload: BaseModel) -> str:
     return f"event: {name}\ndata: {payload.model_dump_json()}\n\n"
 
 
-async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
+async def _events(first: JobRow, rest: AsyncIterator[JobRow]) -> AsyncIterator[str]:
     """`progress` events when the progress moves, `status` events when the state changes; the
     stream ends after the status event of the finished job."""
     progress, state, quiet_since = None, None, time.monotonic()
-    async for row in lifecycle.follow(request.app.state.sessions, job_id, EVENTS_POLL_S):
+
+    async def snapshots() -> AsyncIterator[JobRow]:
+        yield first
+        async for row in rest:
+            yield row
+
+    async for row in snapshots():
         job = JobOut.from_row(row)
         chunk = ""
         if job.progress != progress:
@@ -97,12 +103,16 @@ async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."}}
     | error_responses(404),
 )
-def job_events(job_id: JobIdPath, session: SessionDep, request: Request) -> StreamingResponse:
+async def job_events(job_id: JobIdPath, request: Request) -> StreamingResponse:
     """Server-sent events: `progress` (`{step, total, vaa_star, vaa_star_curve}`) as the job advances and
-    `status` (the whole job) when its state changes; the stream closes once the job has ended."""
-    lifecycle.get(session, job_id)  # a 404 before the stream starts
+    `status` (the whole job) when its state changes; the stream closes once the job has ended.
+    An open stream holds no database connection: the job is polled in short sessions, once per
+    poll for all the streams of one job."""
+    watch: JobWatch = request.app.state.job_watch
+    followed = watch.follow(job_id)
+    first = await anext(followed)  # a 404 before the stream starts
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_events(request, job_id), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_events(first, followed), media_type="text/event-stream", headers=headers)
 
 
 @router.post("/models/{name}/versions/{version}/measure", status_code=202, responses=JOB_CREATED, tags=["models"])
