@@ -17,6 +17,7 @@ from warmzoo.service.api.deps import SessionDep, rate_limit, reader, writer
 from warmzoo.service.api.errors import error_responses, install_error_handlers
 from warmzoo.service.api.metrics import CONTENT_TYPE_LATEST, Telemetry, TelemetryMiddleware
 from warmzoo.service.api.middleware import BodySizeLimit
+from warmzoo.service.api.routing import dependency_calls
 from warmzoo.service.api.ui.router import router as ui_router
 from warmzoo.service.core.config import Settings, get_settings
 from warmzoo.service.core.gc_pauses import freeze_long_lived
@@ -148,7 +149,7 @@ def _document_optional_keys(app: FastAPI, settings: Settings, api: list[tuple[AP
         for router, prefix in api
         for route in router.routes
         if isinstance(route, APIRoute)
-        and (not auth_enabled(settings) or (settings.anonymous_read and not _writes(route)))
+        and (not auth_enabled(settings) or (settings.anonymous_read and writer not in dependency_calls(route.dependant)))
         for method in route.methods
     }
 
@@ -161,14 +162,3 @@ def _document_optional_keys(app: FastAPI, settings: Settings, api: list[tuple[AP
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _writes(route: APIRoute) -> bool:
-    """Whether the route asks for a write key (`writer` anywhere among its dependencies)."""
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dependency = pending.pop()
-        if dependency.call is writer:
-            return True
-        pending += dependency.dependencies
-    return False

@@ -87,22 +87,34 @@ BEARER = HTTPBearer(auto_error=False, description="An API key from `warmzoo keys
 
 
 async def principal(
-    request: Request, settings: SettingsDep, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 ) -> Principal:
+    return await identify(request)
+
+
+async def identify(request: Request) -> Principal:
     """Who sends the request; 401 for a key that is malformed, unknown or revoked. A keyed
     request reads its key in a session of its own, so that the key check costs one query and
-    anonymous requests none."""
-    if not auth.auth_enabled(settings):
-        return auth.AUTH_OFF
+    anonymous requests none; the answer is kept for the request (`api.routing` asks first,
+    before the body is read, and the dependencies ask again)."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    settings: Settings = request.app.state.settings
     header = request.headers.get("authorization")
-    if header is None:
-        return auth.ANONYMOUS
+    if not auth.auth_enabled(settings):
+        who = auth.AUTH_OFF
+    elif header is None:
+        who = auth.ANONYMOUS
+    else:
 
-    def lookup() -> Principal:
-        with request.app.state.sessions() as session:
-            return auth.authenticate(session, header)
+        def lookup() -> Principal:
+            with request.app.state.sessions() as session:
+                return auth.authenticate(session, header)
 
-    return await run_in_threadpool(lookup)
+        who = await run_in_threadpool(lookup)
+    request.state.principal = who
+    return who
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
@@ -136,9 +148,9 @@ def owned_model(name: str, who: WriterDep, registry: RegistryDep) -> None:
     auth.check_model_owner(who, registry.get_model(name))
 
 
-def owned_job(job_id: str, who: WriterDep, session: SessionDep) -> None:
+def owned_job(job_id: str, who: WriterDep, registry: RegistryDep) -> None:
     """For routes that change job `job_id`: 404 if there is none, 403 unless `who` owns it."""
-    auth.check_job_owner(who, lifecycle.get(session, job_id))
+    auth.check_job_owner(who, lifecycle.get(registry.session, job_id))
 
 
 def publishing_as(name: str, who: WriterDep, registry: RegistryDep) -> str | None:

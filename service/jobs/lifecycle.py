@@ -19,7 +19,7 @@ from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.jobs.queue import TERMINAL
 from warmzoo.service.jobs.requests import NewJob
 from warmzoo.service.registry.registry import Page
-from warmzoo.service.registry.tables import JobRow, utcnow
+from warmzoo.service.registry.tables import ApiKeyRow, JobRow, utcnow
 from warmzoo.service.security.auth import Principal
 
 KEY_HEADER = "Idempotency-Key"
@@ -59,12 +59,17 @@ def _same_request(job: JobRow, new: NewJob, key: str, owner: str | None) -> JobR
 
 
 def _check_active_jobs(session: Session, key_id: str, settings: Settings) -> None:
-    """429 once the key has max_active_jobs_per_key jobs queued or running. Two submissions racing
-    may both pass: the cap bounds a client's share of the queue, it is no exact count."""
+    """429 once the key has max_active_jobs_per_key jobs queued or running. The count runs in the
+    transaction that inserts the job, after a write to the key's row: that write takes the row
+    lock on PostgreSQL and the database's write lock on SQLite (the first write of a transaction
+    waits for the lock, where a read first would then fail), so that concurrent submissions with
+    one key are counted one after the other and the cap is exact."""
+    session.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(owner=ApiKeyRow.owner))
     active = session.scalar(
         select(func.count()).select_from(JobRow).where(JobRow.key_id == key_id, JobRow.status.not_in(TERMINAL))
     )
     if (active or 0) >= settings.max_active_jobs_per_key:
+        session.rollback()
         raise WarmzooError(
             Reason.TOO_MANY,
             f"API key {key_id} has {active} jobs queued or running, the most this server allows"

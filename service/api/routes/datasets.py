@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
 from warmzoo.service.api.deps import BlobsDep, PaginationDep, SessionDep, SettingsDep, writer
 from warmzoo.service.api.errors import error_responses
 from warmzoo.service.api.job_schemas import DatasetOut
+from warmzoo.service.api.routing import GuardedRoute
 from warmzoo.service.api.schemas import PageOut
 from warmzoo.service.registry import datasets
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=GuardedRoute)
 
 
 @router.post("", status_code=201, responses=error_responses(413, 422, 507), dependencies=[Depends(writer)])

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from warmzoo.service.api.errors import error_responses
 from warmzoo.service.api.responses import json_response
+from warmzoo.service.api.routing import GuardedRoute
 from warmzoo.service.serving.dataplane import EXTENSIONS, InferenceService
 from warmzoo.service.serving.oip import (
     INFER_EXAMPLES,
@@ -30,7 +31,7 @@ from warmzoo.service.serving.oip import (
 
 TAGS: list[str | Enum] = ["inference (Open Inference Protocol v2)"]
 health = APIRouter(prefix="/v2", tags=TAGS)  # probes: open to all, whatever the auth settings
-router = APIRouter(prefix="/v2", tags=TAGS)
+router = APIRouter(prefix="/v2", tags=TAGS, route_class=GuardedRoute)
 
 
 async def _inference(request: Request) -> InferenceService:

@@ -13,13 +13,14 @@ from pydantic import BaseModel
 from warmzoo.service.api.deps import OwnedJob, PaginationDep, RegistryDep, SessionDep, SettingsDep, WriterDep
 from warmzoo.service.api.errors import error_responses
 from warmzoo.service.api.job_schemas import JobOut, JobStatus
+from warmzoo.service.api.routing import GuardedRoute
 from warmzoo.service.api.schemas import PageOut
 from warmzoo.service.jobs import lifecycle
 from warmzoo.service.jobs.requests import ExportIn, JobKind, MeasureIn, check_export, check_measure
 from warmzoo.service.jobs.watch import JobWatch
 from warmzoo.service.registry.tables import JobRow
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=GuardedRoute)
 
 KEEPALIVE_S = 15.0  # an SSE comment line after this much silence keeps proxies from closing the stream
 
