@@ -158,7 +158,7 @@ class InferenceService:
         number whose session is loaded (no database, no export), outside a sequence (its store
         may be Redis), at most QUICK_MULTIPLY_ADDS of work, or ALONE_MULTIPLY_ADDS when the
         request is `alone` in flight. The caller runs the rest in a thread."""
-        if version is None or not version.isdigit() or request.parameters or len(request.inputs) != 1:
+        if version is None or not (version.isascii() and version.isdigit()) or request.parameters or len(request.inputs) != 1:
             return False
         with self._sessions_lock:
             loaded = self._sessions.get((name, int(version)))
