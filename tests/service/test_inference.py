@@ -22,6 +22,7 @@ from warmzoo.service.api.errors import install_error_handlers
 from warmzoo.service.api.metrics import Telemetry, TelemetryMiddleware
 from warmzoo.service.api.routes import inference as inference_routes
 from warmzoo.service.api.routes.inference import health, router
+from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.serving.dataplane import (
     ALONE_MULTIPLY_ADDS,
@@ -109,6 +110,7 @@ def client(service: InferenceService) -> TestClient:
     app.include_router(router)
     app.include_router(health)
     app.state.inference = service
+    app.state.settings = Settings(auth="off")  # the routes check the caller themselves (api.routing)
     app.state.telemetry = Telemetry()
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # counts requests in flight
     return TestClient(app)
