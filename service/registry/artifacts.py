@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from warmzoo.models.export import ExportError, export_onnx
+from warmzoo.models.onnx import ExportError, export_onnx
 from warmzoo.models.network import Network
 from warmzoo.models.weights import state_dict_bytes
 from warmzoo.service.core.errors import Reason, WarmzooError

@@ -6,7 +6,7 @@ request tensors into arrays with a 400 that names the exact fault, and carries t
 recurrent state of open sequences (Triton's sequence extension) from one request
 to the next through a `SequenceStore`.
 
-The ONNX contract (models.export): inputs `input` FP32 [batch, time, input_size]
+The ONNX contract (models.onnx): inputs `input` FP32 [batch, time, input_size]
 and `state` FP32 [num_layers, batch, state_size] (optional, zero default);
 outputs `output` FP32 [batch, time, output_size] and `state_out`, served as `state`.
 """

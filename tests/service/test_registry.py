@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from tests.service.factories import tiny_spec, tiny_weights
 from tests.service.threads import run_in_threads
-from warmzoo.models import export
+from warmzoo.models.onnx import export
 from warmzoo.models.network import build_network
 from warmzoo.models.weights import read_safetensors
 from warmzoo.service.api.errors import HTTP_STATUS
