@@ -16,8 +16,9 @@ from warmzoo.service.api import routes
 from warmzoo.service.api.deps import SessionDep, rate_limit, reader, writer
 from warmzoo.service.api.errors import error_responses, install_error_handlers
 from warmzoo.service.api.metrics import CONTENT_TYPE_LATEST, Telemetry, TelemetryMiddleware
-from warmzoo.service.api.middleware import BodySizeLimit
+from warmzoo.service.api.middleware import BodySizeLimit, SecurityHeaders
 from warmzoo.service.api.routing import dependency_calls
+from warmzoo.service.api.ui.docs import router as docs_router
 from warmzoo.service.api.ui.router import router as ui_router
 from warmzoo.service.core.config import Settings, get_settings
 from warmzoo.service.core.gc_pauses import freeze_long_lived
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=_package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by ui.docs, from the installed package rather than a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.telemetry = Telemetry()  # per app: tests create many apps in one process
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit, max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes
     )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # added last: outermost
     # every API route reads at least (writes ask for more), and counts against its caller's rate
     guarded = [Depends(reader), Depends(rate_limit)]
@@ -115,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=prefix, dependencies=guarded, responses=GUARD_ERRORS)
     app.include_router(routes.inference.health)  # load balancers and orchestrators probe without a key
     app.include_router(ui_router)  # `/` and /ui/static only: never shadows the API
+    app.include_router(docs_router)
 
     @app.get("/healthz", tags=["health"], responses=error_responses(500))
     def healthz(session: SessionDep) -> dict[str, str]:
@@ -149,7 +154,7 @@ def _document_optional_keys(app: FastAPI, settings: Settings, api: list[tuple[AP
         for router, prefix in api
         for route in router.routes
         if isinstance(route, APIRoute)
-        and (not auth_enabled(settings) or (settings.anonymous_read and writer not in dependency_calls(route.dependant)))
+        and (not auth_enabled(settings) or (settings.anonymous_read and not _writes(route)))
         for method in route.methods
     }
 
@@ -162,3 +167,8 @@ def _document_optional_keys(app: FastAPI, settings: Settings, api: list[tuple[AP
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _writes(route: APIRoute) -> bool:
+    """Whether the route asks for a write key (`writer` anywhere among its dependencies)."""
+    return writer in dependency_calls(route.dependant)

@@ -125,6 +125,9 @@ async def reader(who: PrincipalDep, settings: SettingsDep) -> Principal:
     return who if who.scope is None and settings.anonymous_read else auth.require(who, "read")
 
 
+ReaderDep = Annotated[Principal, Depends(reader)]
+
+
 async def writer(who: PrincipalDep) -> Principal:
     return auth.require(who, "write")
 

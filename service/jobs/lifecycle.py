@@ -42,16 +42,19 @@ def thinned(curve: list[tuple[int, float]], limit: int = CURVE_POINTS) -> list[t
     return curve[len(curve) - 1 :: -stride][::-1]
 
 
-def _by_key(session: Session, key: str) -> JobRow | None:
-    return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
+def _by_key(session: Session, key: str, owner: str | None) -> JobRow | None:
+    """The job `owner` submitted with `key`: keys are per owner, so that one owner can neither
+    replay nor block another's."""
+    scoped = (JobRow.idempotency_scope == (owner or ""), JobRow.idempotency_key == key)
+    return session.scalar(select(JobRow).where(*scoped))
 
 
-def _same_request(job: JobRow, new: NewJob, key: str, owner: str | None) -> JobRow:
-    if job.kind != new.kind or job.request != new.request or job.owner != owner:
+def _same_request(job: JobRow, new: NewJob, key: str) -> JobRow:
+    if job.kind != new.kind or job.request != new.request:
         raise WarmzooError(
             Reason.CONFLICT,
-            f"{KEY_HEADER} {key!r} was already used for job {job.id} with a different request (or by another"
-            " owner); send a new key for a new job",
+            f"{KEY_HEADER} {key!r} was already used for your job {job.id} with a different request;"
+            " send a new key for a new job",
             field=KEY_HEADER,
             code="idempotency_conflict",
         )
@@ -91,9 +94,9 @@ def submit(
     if idempotency_key is not None:
         if not _KEY_RE.fullmatch(idempotency_key):
             raise WarmzooError(Reason.INVALID, f"{KEY_HEADER} must be 1-200 visible ASCII characters", field=KEY_HEADER)
-        existing = _by_key(session, idempotency_key)
+        existing = _by_key(session, idempotency_key, owner)
         if existing is not None:
-            return _same_request(existing, new, idempotency_key, owner), False
+            return _same_request(existing, new, idempotency_key), False
     if key_id is not None:
         _check_active_jobs(session, key_id, settings)
     job = JobRow(
@@ -103,6 +106,7 @@ def submit(
         request=new.request,
         progress=initial_progress(new.total),
         idempotency_key=idempotency_key,
+        idempotency_scope=owner or "",
         owner=owner,
         key_id=key_id,
         attempts=0,
@@ -114,10 +118,10 @@ def submit(
         session.commit()
     except IntegrityError:  # the same key, submitted concurrently: the first one wins
         session.rollback()
-        existing = _by_key(session, idempotency_key) if idempotency_key else None
+        existing = _by_key(session, idempotency_key, owner) if idempotency_key else None
         if existing is None:
             raise
-        return _same_request(existing, new, idempotency_key or "", owner), False
+        return _same_request(existing, new, idempotency_key or ""), False
     return job, True
 
 

@@ -49,7 +49,8 @@ def api(tmp_path: Path, keys: dict[str, dict[str, str]]) -> Iterator[TestClient]
     with TestClient(create_app(Settings(data_dir=tmp_path, auth="on", rate_limit_per_s=0))) as client:
         files = {"weights": ("w.safetensors", tiny_weights())}
         data = {"spec": tiny_spec().model_dump_json()}
-        assert client.post("/v1/models/alices/versions", files=files, data=data, headers=keys["alice"]).status_code == 201
+        published = client.post("/v1/models/alices/versions", files=files, data=data, headers=keys["alice"])
+        assert published.status_code == 201, published.text
         yield client
 
 
