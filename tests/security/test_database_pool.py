@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from tests.service.test_e2e import start_server, stop_server
+from tests.helpers.server import start_server, stop_server
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
 from warmzoo.service.jobs import lifecycle

@@ -24,10 +24,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import make_url
 
-from tests.service.conftest import _unavailable
-from tests.service.factories import tiny_weights
-from tests.service.snapshots import store_state
-from tests.service.test_e2e import Server, start_server
+from tests.helpers.factories import tiny_weights
+from tests.helpers.server import Server, start_server
+from tests.helpers.skips import unavailable
+from tests.helpers.snapshots import store_state
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
 from warmzoo.service.registry.blobs import LocalBlobStore
@@ -206,7 +206,7 @@ def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
         ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True
     )
     if mounted.returncode != 0:
-        _unavailable(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); needs root or CAP_SYS_ADMIN")
+        unavailable(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); needs root or CAP_SYS_ADMIN")
     try:
         yield mount_point
     finally:
