@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     max_layers: int = Field(16, ge=1, description="Largest spec.num_layers accepted.")
     max_input_size: int = Field(4096, ge=1, description="Largest spec.input_size accepted.")
     max_output_size: int = Field(4096, ge=1, description="Largest spec.output_size accepted.")
+    max_parameters: int = Field(
+        2**26,
+        ge=1,
+        description="Largest parameter count of a spec (uploads and warm-ups), computed from its widths before any "
+        "network is built; 2^26 FP32 values are 256 MiB, the default upload limit.",
+    )
     max_seq_length: int = Field(100_000, ge=1, description="Longest warm-up or inference sequence (time steps).")
     max_num_samples: int = Field(100_000, ge=1, description="Most sequences in a warm-up data set.")
     max_warmup_steps: int = Field(100_000, ge=1, description="Most optimiser steps in one warm-up job.")
