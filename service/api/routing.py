@@ -18,7 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from warmzoo.service.api.deps import identify, owned_job, owned_model, publishing_as, reader, writer
+from warmzoo.service.api.deps import owned_job, owned_model, publishing_as, reader, request_principal, writer
 from warmzoo.service.registry.registry import Registry
 from warmzoo.service.security.auth import Principal
 
@@ -48,7 +48,7 @@ class GuardedRoute(APIRoute):
         writes = writer in calls
 
         async def guarded(request: Request) -> Response:
-            who = await identify(request)
+            who = await request_principal(request)
             if writes:
                 await writer(who)
             else:
