@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import live_server
-from tests.plain_pytorch import isolated_site, run_plain
+from tests.helpers.live_server import live_server
+from tests.helpers.plain_pytorch import isolated_site, run_plain
 from warmzoo.models.network import build_network
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.weights import weights_bytes

@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.live_server import live_server
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.live_server import live_server
 from warmzoo.service.cli.main import build_parser, main
 from warmzoo.service.core.config import Settings
 
