@@ -1,8 +1,12 @@
 """Property-based fuzzing of the whole OpenAPI schema (schemathesis, in process over ASGI).
 
 Every operation gets schema-valid and schema-invalid requests; each answer must be below 500,
-documented (status code, content type, headers) and match its documented body, and invalid
-input must be refused. A tiny model is published first, and a third round of valid requests
+documented (status code, content type, headers) and match its documented body, invalid input
+must be refused, and so must a request missing a required header or using an undocumented
+method (with an `Allow` header). That is every check of `schemathesis run --checks all` but
+`positive_data_acceptance`: a schema cannot say that an upload must be valid safetensors of the
+spec's shapes, or that a model named in a body must exist, so some schema-valid requests are
+rightly refused. A tiny model is published first, and a third round of valid requests
 names it (and its version 1) in the path, so that the rest of each request reaches real rows.
 
 `GET /v1/jobs/{job_id}/events` is left out: it streams until its job ends, and no worker runs
@@ -24,11 +28,17 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
+    ensure_resource_availability,
+    ignored_auth,
+    missing_required_header,
     negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
+    use_after_free,
 )
 
 from tests.helpers.factories import tiny_weights
@@ -48,6 +58,12 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
     negative_data_rejection,
+    missing_required_header,
+    unsupported_method,
+    allow_header_conformance,
+    ignored_auth,
+    use_after_free,
+    ensure_resource_availability,
 ]
 
 
