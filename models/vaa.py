@@ -7,6 +7,8 @@ the distinct end points are counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -32,8 +34,19 @@ def _gaussian(size: int, generator: torch.Generator, device: torch.device) -> Te
     return torch.randn(size, generator=generator).to(device)
 
 
+RollProgress = Callable[[int], None]  # steps rolled so far, after each chunk
+
+
 @torch.no_grad()
-def vaa(network: Network, h0: Tensor, *, steps: int, generator: torch.Generator, eps: float = 1e-4) -> float:
+def vaa(
+    network: Network,
+    h0: Tensor,
+    *,
+    steps: int,
+    generator: torch.Generator,
+    eps: float = 1e-4,
+    progress: RollProgress | None = None,
+) -> float:
     """Exact VAA = (1/n) sum_i 1/N_i, N_i = #{j : ||z_j - z_i|| < eps}, after `steps`
     steps of the whole stack on one shared input u ~ N(0, I) from h0 [L, n, S]."""
     u = _gaussian(network.spec.input_size, generator, network.device)
@@ -41,6 +54,8 @@ def vaa(network: Network, h0: Tensor, *, steps: int, generator: torch.Generator,
     for start in range(0, steps, VAA_CHUNK):
         chunk = min(VAA_CHUNK, steps - start)
         state = network.recurrent(u.view(1, 1, -1).expand(n, chunk, -1), state)[1]
+        if progress is not None:
+            progress(start + chunk)
     z = state.permute(1, 0, 2).reshape(n, -1)  # every layer's state (and c) concatenated
     counts = (pairwise_distances(z) < eps).sum(dim=1).float()
     return float((1.0 / counts).mean())
@@ -82,13 +97,16 @@ def measure_vaa(
     repeats: int = 1,
     seed: int = 0,
     eps: float = 1e-4,
+    progress: RollProgress | None = None,
 ) -> list[float]:
-    """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data."""
+    """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data;
+    `progress` counts the steps rolled over all of them (a long roll is seen to advance)."""
     generator = torch.Generator().manual_seed(seed)
     estimates = []
     with torch.no_grad():
-        for _ in range(repeats):
+        for i in range(repeats):
             pick = torch.randperm(sequences.shape[0], generator=generator)[:n]
             h0 = reachable_states(network, sequences[pick], generator)
-            estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps))
+            rolled = None if progress is None else lambda done, i=i: progress(i * steps + done)
+            estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps, progress=rolled))
     return estimates

@@ -113,6 +113,11 @@ class Client:
             if not page["items"] or len(items) >= page["total"]:
                 return items
 
+    def jobs(self, status: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest `limit` jobs (in `status`, when given)."""
+        params = {"limit": limit, **({"status": status} if status else {})}
+        return self._request("GET", "/v1/jobs", params=params)["items"]
+
     def models(self, **filters: Any) -> list[dict[str, Any]]:
         return self._all("/v1/models", {k: v for k, v in filters.items() if v is not None})
 

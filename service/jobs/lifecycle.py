@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import anyio
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import Reason, WarmzooError
-from warmzoo.service.jobs.queue import TERMINAL
-from warmzoo.service.jobs.requests import NewJob
+from warmzoo.service.jobs import standing
+from warmzoo.service.jobs.queue import TERMINAL, USER_PRIORITY, claim_order
+from warmzoo.service.jobs.requests import PHASES, NewJob
 from warmzoo.service.registry.registry import Page
 from warmzoo.service.registry.tables import JobRow, utcnow
 from warmzoo.service.security.auth import Principal
@@ -31,8 +32,24 @@ _KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII, as in HTTP header 
 CURVE_POINTS = 512  # most [step, VAA*] pairs a job's progress carries, however long the warm-up
 
 
-def initial_progress(total: int) -> dict[str, Any]:
-    return {"step": 0, "total": total, "vaa_star": None, "vaa_star_curve": []}
+def progress_of(
+    kind: str,
+    phase: str | None,
+    step: int,
+    total: int,
+    vaa_star: float | None = None,
+    curve: list[tuple[int, float]] | None = None,
+) -> dict[str, Any]:
+    """A job's progress: `step` of `total` units within `phase` (None while queued), one of the
+    kind's `phases`; the VAA* curve of the warm-up so far rides along, thinned."""
+    return {
+        "phase": phase,
+        "phases": list(PHASES.get(kind, ())),
+        "step": step,
+        "total": total,
+        "vaa_star": vaa_star,
+        "vaa_star_curve": thinned(curve or []),
+    }
 
 
 def thinned(curve: list[tuple[int, float]], limit: int = CURVE_POINTS) -> list[tuple[int, float]]:
@@ -81,9 +98,10 @@ def submit(
     settings: Settings,
     idempotency_key: str | None = None,
     by: Principal | None = None,
+    priority: int = USER_PRIORITY,
 ) -> tuple[JobRow, bool]:
-    """Queue `new` for `by` (None: the server itself); with a key already used for the same
-    request, return that job instead. Returns (job, created)."""
+    """Queue `new` for `by` (None: the server itself) at `priority`; with a key already used for
+    the same request, return that job instead. Returns (job, created)."""
     owner, key_id = (by.owner, by.key_id) if by is not None else (None, None)
     if idempotency_key is not None:
         if not _KEY_RE.fullmatch(idempotency_key):
@@ -97,8 +115,9 @@ def submit(
         id=str(uuid.uuid4()),
         kind=new.kind,
         status="queued",
+        priority=priority,
         request=new.request,
-        progress=initial_progress(new.total),
+        progress=progress_of(new.kind, None, 0, new.total),
         idempotency_key=idempotency_key,
         owner=owner,
         key_id=key_id,
@@ -139,6 +158,30 @@ def list_jobs(
     return Page(list(session.scalars(newest_first.limit(limit).offset(offset))), total, limit, offset)
 
 
+def standings(session: Session, settings: Settings) -> dict[str, standing.Standing]:
+    """Queue position and estimated start and end of every queued and running job (see jobs.standing)."""
+    columns = (JobRow.id, JobRow.kind, JobRow.request, JobRow.started_at)
+    running = session.execute(select(*columns).where(JobRow.status == "running").order_by(JobRow.started_at)).all()
+    queued = session.execute(select(*columns).where(JobRow.status == "queued").order_by(*claim_order())).all()
+    paces: dict[str, float | None] = {}
+    for kind in {row.kind for row in (*running, *queued)}:
+        finished = session.execute(
+            select(JobRow.request, JobRow.started_at, JobRow.finished_at)
+            .where(JobRow.kind == kind, JobRow.status == "succeeded", JobRow.started_at.is_not(None))
+            .order_by(JobRow.finished_at.desc())
+            .limit(standing.RECENT_JOBS)
+        ).all()
+        paces[kind] = standing.pace(
+            [((end - start).total_seconds(), standing.units(kind, request)) for request, start, end in finished]
+        )
+
+    def pending(rows: Sequence[Row[Any]]) -> list[standing.Pending]:
+        return [standing.Pending(r.id, r.kind, standing.units(r.kind, r.request), r.started_at) for r in rows]
+
+    workers = max(settings.workers or 1, len(running))
+    return standing.standings(pending(running), pending(queued), paces, workers, utcnow())
+
+
 def cancel(session: Session, job_id: str) -> JobRow:
     """A queued job is canceled at once; a running one is flagged, and its worker stops it
     between two steps. Canceling a finished job is a conflict."""
@@ -163,19 +206,26 @@ def cancel(session: Session, job_id: str) -> JobRow:
     )
 
 
-def _snapshot(sessions: sessionmaker[Session], job_id: str) -> JobRow:
+def _snapshot(
+    sessions: sessionmaker[Session], job_id: str, settings: Settings
+) -> tuple[JobRow, standing.Standing | None]:
     with sessions() as session:
-        return get(session, job_id)
+        job = get(session, job_id)
+        where = None if job.status in TERMINAL else standings(session, settings).get(job_id)
+        return job, where
 
 
-async def follow(sessions: sessionmaker[Session], job_id: str, poll_s: float) -> AsyncIterator[JobRow]:
-    """The job every `poll_s` seconds until it has ended (the last snapshot is the ended job).
+async def follow(
+    sessions: sessionmaker[Session], job_id: str, poll_s: float, settings: Settings
+) -> AsyncIterator[tuple[JobRow, standing.Standing | None]]:
+    """The job and its standing every `poll_s` seconds until it has ended (the last snapshot is
+    the ended job).
 
     Polls the jobs table (the source of truth, whichever process runs the job) in a worker
     thread, so a slow database never blocks the event loop."""
     while True:
-        job = await anyio.to_thread.run_sync(_snapshot, sessions, job_id)
-        yield job
+        job, where = await anyio.to_thread.run_sync(_snapshot, sessions, job_id, settings)
+        yield job, where
         if job.status in TERMINAL:
             return
         await anyio.sleep(poll_s)

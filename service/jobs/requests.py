@@ -31,6 +31,13 @@ JobKind = Literal["warmup", "measure", "export"]
 VAA_SAMPLES = 32  # n of the exact VAA (docs/design.md, "VAA")
 EXPORTABLE = ("model.onnx", "cell.onnx")
 
+# The phases of each kind of job, in order; a job's progress counts within its current phase.
+PHASES: dict[str, tuple[str, ...]] = {
+    "warmup": ("measuring_before", "warming_up", "measuring_after", "exporting"),
+    "measure": ("measuring",),
+    "export": ("exporting",),
+}
+
 
 class DataIn(BaseModel):
     """Warm-up input data: a built-in task (`task`, `seq_length`, `num_samples`, plus that
@@ -207,7 +214,9 @@ def _default_name(spec: RNNSpec, data: dict[str, Any]) -> str:
     return f"{spec.cell}{double}-h{spec.hidden_size}-l{spec.num_layers}-{data.get('task', 'dataset')}"
 
 
-def check_warmup(body: WarmupIn, settings: Settings, registry: Registry) -> NewJob:
+def check_warmup(body: WarmupIn, settings: Settings, registry: Registry, vaa_repeats: int | None = None) -> NewJob:
+    """`vaa_repeats`: exact-VAA estimates before and after (default: the server's vaa_repeats);
+    the starter catalogue takes one, to be browsable within a minute (its versions say so)."""
     base = None
     spec = body.spec
     if body.base is not None:
@@ -236,6 +245,7 @@ def check_warmup(body: WarmupIn, settings: Settings, registry: Registry) -> NewJ
         "warmup": body.warmup.model_dump(mode="json"),
         "seed": body.seed,
         "device": body.device,
+        "vaa": {"steps": settings.vaa_steps, "repeats": vaa_repeats or settings.vaa_repeats},
     }
     return NewJob("warmup", request, body.warmup.steps)
 

@@ -41,6 +41,10 @@ class JobContext(Protocol):
     sessions: sessionmaker[Session]
     blobs: BlobStore
 
+    def phase(self, name: str, total: int) -> None:
+        """Start phase `name` (one of the job kind's PHASES) of `total` units; progress counts within it."""
+        ...
+
     def progress(self, step: int, total: int, vaa_star: float | None = None) -> None: ...
 
     def should_stop(self) -> bool:
@@ -103,22 +107,16 @@ def _inputs(data: Request, seed: int, registry: Registry) -> Tensor:
     return make_task(data["task"], data["seq_length"], data["num_samples"], seed=seed, **params).inputs
 
 
-def _vaa_estimates(
-    network: Network,
-    inputs: Tensor,
-    ctx: JobContext,
-    repeats: int,
-    seed: int,
-    progress: Callable[[int], None] | None = None,
-) -> list[float]:
-    """Independent exact-VAA estimates (n = 32, S = settings.vaa_steps); estimate i uses seed + i,
-    so the before and after figures of a warm-up see the same draws."""
+def _vaa_estimates(network: Network, inputs: Tensor, ctx: JobContext, vaa: Request, seed: int) -> list[float]:
+    """`vaa["repeats"]` independent exact-VAA estimates (n = 32, S = vaa["steps"]); estimate i
+    uses seed + i, so the before and after figures of a warm-up see the same draws. Progress
+    counts the steps rolled, in the phase the caller started."""
+    steps, repeats = vaa["steps"], vaa["repeats"]
     estimates = []
     for i in range(repeats):
         _stop_if_asked(ctx)
-        estimates += measure_vaa(network, inputs, steps=ctx.settings.vaa_steps, n=VAA_SAMPLES, seed=seed + i)
-        if progress is not None:
-            progress(i + 1)
+        rolled = lambda done, i=i: ctx.progress(i * steps + done, repeats * steps)  # noqa: E731
+        estimates += measure_vaa(network, inputs, steps=steps, n=VAA_SAMPLES, seed=seed + i, progress=rolled)
     return estimates
 
 
@@ -137,13 +135,17 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
             stored = registry.resolve(base["model"], base["version"], ("base.model", "base.version"))
             network = network_from_weights(registry.read(stored.sha256), spec)
     network = network.to(device)
+    vaa = request.get("vaa") or {"steps": ctx.settings.vaa_steps, "repeats": ctx.settings.vaa_repeats}
     started = time.perf_counter()
-    before = _vaa_estimates(network, inputs, ctx, ctx.settings.vaa_repeats, seed)
+    ctx.phase("measuring_before", vaa["steps"] * vaa["repeats"])
+    before = _vaa_estimates(network, inputs, ctx, vaa, seed)
+    config = WarmupConfig.model_validate(request["warmup"])
+    ctx.phase("warming_up", config.steps)
     try:
         result = warmup(
             network,
             inputs,
-            WarmupConfig.model_validate(request["warmup"]),
+            config,
             seed=seed,
             progress=ctx.progress,
             should_stop=ctx.should_stop,
@@ -152,18 +154,21 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
         raise JobFailed(str(exc), "warmup_diverged", "warmup.learning_rate") from exc
     if result.stopped:
         raise JobStopped
-    after = _vaa_estimates(network, inputs, ctx, ctx.settings.vaa_repeats, seed)
+    ctx.phase("measuring_after", vaa["steps"] * vaa["repeats"])
+    after = _vaa_estimates(network, inputs, ctx, vaa, seed)
     metrics = {
         "vaa_before": statistics.fmean(before),
         "vaa_after": statistics.fmean(after),
         "vaa_star_history": result.vaa_star_history,
         "vaa_before_estimates": before,
         "vaa_after_estimates": after,
-        "vaa_steps": ctx.settings.vaa_steps,
+        "vaa_steps": vaa["steps"],
         "vaa_samples": VAA_SAMPLES,
+        "vaa_repeats": vaa["repeats"],
         "job_seconds": time.perf_counter() - started,
     }
     _stop_if_asked(ctx)
+    ctx.phase("exporting", 1)
     name = request["name"]
     with ctx.sessions() as session:
         Registry(session, ctx.blobs).publish_version(
@@ -193,7 +198,9 @@ def run_measure(request: Request, ctx: JobContext) -> None:
         network = network_from_weights(registry.read(stored.sha256)).to(device)
         inputs = _inputs(request["data"], seed, registry)
     started = time.perf_counter()
-    estimates = _vaa_estimates(network, inputs, ctx, repeats, seed, lambda done: ctx.progress(done, repeats))
+    vaa = {"steps": ctx.settings.vaa_steps, "repeats": repeats}
+    ctx.phase("measuring", vaa["steps"] * repeats)
+    estimates = _vaa_estimates(network, inputs, ctx, vaa, seed)
     result = {
         "model": request["model"],
         "version": request["version"],
@@ -216,6 +223,7 @@ def run_export(request: Request, ctx: JobContext) -> None:
     with ctx.sessions() as session:
         registry = Registry(session, ctx.blobs)
         stored = registry.resolve(request["model"], request["version"])
+        ctx.phase("exporting", len(names))
         files = []
         for done, name in enumerate(names, start=1):
             _stop_if_asked(ctx)

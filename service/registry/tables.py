@@ -177,16 +177,20 @@ class JobRow(Base):
 
     `owner` may cancel it; a warm-up's version is published as `request["owner"]`.
 
-    Workers claim a queued job by taking a lease (`lease_owner`, `lease_expires_at`);
-    an expired lease puts the job back in the queue until `max_attempts` is reached.
+    Workers claim the queued job of highest `priority`, oldest first, by taking a lease
+    (`lease_owner`, `lease_expires_at`); an expired lease puts the job back in the queue until `max_attempts` is reached.
     """
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "created_at"), Index("ix_jobs_key_status", "key_id", "status"))
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "priority", "created_at"),
+        Index("ix_jobs_key_status", "key_id", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), default="queued")
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # higher first; the starter catalogue runs lowest
     request: Mapped[dict[str, Any]]
     progress: Mapped[dict[str, Any] | None]
     result: Mapped[dict[str, Any] | None]

@@ -55,7 +55,10 @@ def test_submit_returns_202_with_the_job_and_its_location(api: TestClient) -> No
     job = answer.json()
     assert answer.headers["location"] == f"/v1/jobs/{job['id']}"
     assert (job["kind"], job["status"], job["result"], job["error"]) == ("warmup", "queued", None, None)
-    assert job["progress"] == {"step": 0, "total": 2, "vaa_star": None, "vaa_star_curve": []}
+    assert job["progress"] | {"phases": []} == {
+        "phase": None, "phases": [], "step": 0, "total": 2, "vaa_star": None, "vaa_star_curve": []
+    }  # fmt: skip
+    assert job["priority"] == 0 and job["queue"]["position"] == 1  # nothing ahead of it
     assert job["request"]["warmup"]["learning_rate"] == 0.01 and job["request"]["seed"] == 0  # defaults filled in
     assert api.get(answer.headers["location"]).json()["id"] == job["id"]
 
@@ -116,7 +119,8 @@ def test_events_stream_progress_then_the_final_status(api: TestClient, job_setti
     events = [block.split("\n") for block in text.strip().split("\n\n")]
     names = [lines[0].removeprefix("event: ") for lines in events]
     assert names == ["progress", "status"]  # the job had already ended: its last state, then the stream closes
-    assert json.loads(events[0][1].removeprefix("data: "))["step"] == 2
+    last = json.loads(events[0][1].removeprefix("data: "))
+    assert (last["phase"], last["step"], last["total"]) == ("exporting", 1, 1)  # every phase done
     assert json.loads(events[1][1].removeprefix("data: "))["status"] == "succeeded"
     assert api.get("/v1/jobs/nope/events").status_code == 404
 

@@ -9,18 +9,21 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from warmzoo.service.api.deps import OwnedJob, PaginationDep, RegistryDep, SessionDep, SettingsDep, WriterDep
 from warmzoo.service.api.errors import error_responses
-from warmzoo.service.api.job_schemas import JobOut, JobStatus
+from warmzoo.service.api.job_schemas import JobOut, JobStatus, QueueOut
 from warmzoo.service.api.schemas import PageOut
 from warmzoo.service.jobs import lifecycle
-from warmzoo.service.jobs.requests import ExportIn, JobKind, MeasureIn, check_export, check_measure
-from warmzoo.service.registry.tables import JobRow
+from warmzoo.service.core.config import Settings
+from warmzoo.service.jobs.requests import ExportIn, JobKind, MeasureIn, NewJob, check_export, check_measure
+from warmzoo.service.security.auth import Principal
 
 router = APIRouter(tags=["jobs"])
 
 EVENTS_POLL_S = 0.25
+QUEUE_EVENT_S = 5.0  # a `queue` event when an estimate moved this much (or the position changed)
 KEEPALIVE_S = 15.0  # an SSE comment line after this much silence keeps proxies from closing the stream
 
 JobIdPath = Annotated[str, Path(description="Job id.", max_length=36)]
@@ -33,29 +36,37 @@ VersionPath = Annotated[str, Path(description="Version number or alias.", exampl
 JOB_CREATED = error_responses(404, 409, 422)
 
 
-def accepted(job: JobRow, created: bool, response: Response) -> JobOut:
-    """202 with the job and where to follow it; an idempotent replay says so in a header."""
+def accepted(
+    session: Session, new: NewJob, settings: Settings, idempotency_key: str | None, who: Principal, response: Response
+) -> JobOut:
+    """Queue `new`; 202 with the job, its place in the queue and where to follow it (an
+    idempotent replay says so in a header)."""
+    job, created = lifecycle.submit(session, new, settings, idempotency_key, who)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobOut.from_row(job)
+    return JobOut.from_row(job, lifecycle.standings(session, settings).get(job.id))
 
 
 @router.get("/jobs", responses=error_responses(422))
 def list_jobs(
     session: SessionDep,
+    settings: SettingsDep,
     page: PaginationDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
     kind: Annotated[JobKind | None, Query(description="Only jobs of this kind.")] = None,
 ) -> PageOut[JobOut]:
     """Jobs, newest first."""
     found = lifecycle.list_jobs(session, page.limit, page.offset, status, kind)
-    return PageOut.of(found, [JobOut.from_row(row) for row in found.items])
+    standings = lifecycle.standings(session, settings)
+    return PageOut.of(found, [JobOut.from_row(row, standings.get(row.id)) for row in found.items])
 
 
 @router.get("/jobs/{job_id}", responses=error_responses(404))
-def get_job(job_id: JobIdPath, session: SessionDep) -> JobOut:
-    return JobOut.from_row(lifecycle.get(session, job_id))
+def get_job(job_id: JobIdPath, session: SessionDep, settings: SettingsDep) -> JobOut:
+    """The job; while queued or running, `queue` says where it stands and when it should start and end."""
+    job = lifecycle.get(session, job_id)
+    return JobOut.from_row(job, lifecycle.standings(session, settings).get(job.id))
 
 
 @router.post(
@@ -73,13 +84,29 @@ def _event(name: str, payload: BaseModel) -> str:
     return f"event: {name}\ndata: {payload.model_dump_json()}\n\n"
 
 
+def _moved(before: QueueOut | None, now: QueueOut | None) -> bool:
+    """A new place in the queue, or an estimate off by QUEUE_EVENT_S from the one last sent."""
+    if before is None or now is None:
+        return before is not now
+    if before.position != now.position:
+        return True
+    return any(
+        (a is None) != (b is None) or (a is not None and b is not None and abs(a - b) >= QUEUE_EVENT_S)
+        for a, b in ((before.starts_in_s, now.starts_in_s), (before.ends_in_s, now.ends_in_s))
+    )
+
+
 async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
-    """`progress` events when the progress moves, `status` events when the state changes; the
-    stream ends after the status event of the finished job."""
-    progress, state, quiet_since = None, None, time.monotonic()
-    async for row in lifecycle.follow(request.app.state.sessions, job_id, EVENTS_POLL_S):
-        job = JobOut.from_row(row)
+    """`queue` events when the job's place or estimated times change, `progress` events when the
+    progress moves, `status` events when the state changes; the stream ends after the status
+    event of the finished job."""
+    progress, state, standing, quiet_since = None, None, None, time.monotonic()
+    settings = request.app.state.settings
+    async for row, where in lifecycle.follow(request.app.state.sessions, job_id, EVENTS_POLL_S, settings):
+        job = JobOut.from_row(row, where)
         chunk = ""
+        if job.queue is not None and _moved(standing, job.queue):
+            standing, chunk = job.queue, chunk + _event("queue", job.queue)
         if job.progress != progress:
             progress, chunk = job.progress, chunk + _event("progress", job.progress)
         if (job.status, job.cancel_requested) != state:
@@ -98,7 +125,8 @@ async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
     | error_responses(404),
 )
 def job_events(job_id: JobIdPath, session: SessionDep, request: Request) -> StreamingResponse:
-    """Server-sent events: `progress` (`{step, total, vaa_star, vaa_star_curve}`) as the job advances and
+    """Server-sent events: `queue` (`{position, starts_in_s, ends_in_s, basis}`) while it waits or runs,
+    `progress` (`{phase, phases, step, total, vaa_star, vaa_star_curve}`) as the job advances and
     `status` (the whole job) when its state changes; the stream closes once the job has ended."""
     lifecycle.get(session, job_id)  # a 404 before the stream starts
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -118,7 +146,7 @@ def measure_version(
 ) -> JobOut:
     """Queue a measure job: the exact VAA of the version (n = 32, S = the server's vaa_steps)."""
     new = check_measure(name, version, body or MeasureIn(), settings, registry)
-    return accepted(*lifecycle.submit(registry.session, new, settings, idempotency_key, who), response)
+    return accepted(registry.session, new, settings, idempotency_key, who, response)
 
 
 @router.post("/models/{name}/versions/{version}/export", status_code=202, responses=JOB_CREATED, tags=["models"])
@@ -134,4 +162,4 @@ def export_version(
 ) -> JobOut:
     """Queue an export job: produce model.onnx and cell.onnx (checked against PyTorch) ahead of downloads."""
     new = check_export(name, version, body or ExportIn(), registry)
-    return accepted(*lifecycle.submit(registry.session, new, settings, idempotency_key, who), response)
+    return accepted(registry.session, new, settings, idempotency_key, who, response)
