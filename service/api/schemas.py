@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from warmzoo.models.outcome import SAMPLES, judge
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.registry.artifacts import FILE_KINDS
 from warmzoo.service.registry.registry import MAX_INT, Page
@@ -28,6 +29,19 @@ class Metrics(BaseModel):
     vaa_before: float | None = Field(None, description="Exact VAA of the initialisation before warm-up.")
     vaa_after: float | None = Field(None, description="Exact VAA after warm-up.")
     vaa_star_history: list[float] = Field(default_factory=list, description="VAA* at each warm-up step.")
+
+
+class OutcomeOut(BaseModel):
+    """What the warm-up achieved, judged from the exact VAA before and after (models.outcome)."""
+
+    kind: Literal["multistable", "monostable", "lowered"]
+    summary: str
+    advice: str | None = Field(description="What to try when the warm-up did not help.")
+
+    @classmethod
+    def of(cls, metrics: dict[str, Any]) -> OutcomeOut | None:
+        judged = judge(metrics.get("vaa_before"), metrics.get("vaa_after"), metrics.get("vaa_samples") or SAMPLES)
+        return None if judged is None else cls.model_validate(judged.as_dict())
 
 
 class FileOut(BaseModel):
@@ -53,6 +67,7 @@ class VersionOut(BaseModel):
     warmup: dict[str, Any] | None = Field(description="Warm-up configuration; null for uploaded weights.")
     data: dict[str, Any] | None = Field(description="Warm-up input data: a task and its size, or a data set id.")
     metrics: Metrics
+    outcome: OutcomeOut | None = Field(description="What the warm-up achieved; null for uploaded weights.")
     files: list[FileOut]
     sha256: str = Field(description="sha256 of weights.safetensors: the version's content address.")
     created_at: datetime
@@ -86,6 +101,7 @@ class VersionOut(BaseModel):
             warmup=row.warmup,
             data=row.data,
             metrics=Metrics.model_validate(row.metrics),
+            outcome=OutcomeOut.of(row.metrics),
             files=files,
             sha256=row.sha256,
             created_at=row.created_at,

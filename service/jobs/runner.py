@@ -22,6 +22,7 @@ from torch import Tensor
 
 from warmzoo.models.device import resolve_device
 from warmzoo.models.network import Network, build_network
+from warmzoo.models.outcome import judge
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.tasks import make_task
 from warmzoo.models.vaa import measure_vaa
@@ -167,6 +168,8 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
         "vaa_repeats": vaa["repeats"],
         "job_seconds": time.perf_counter() - started,
     }
+    judged = judge(metrics["vaa_before"], metrics["vaa_after"], VAA_SAMPLES)
+    outcome = judged.as_dict() if judged else None
     _stop_if_asked(ctx)
     ctx.phase("exporting", 1)
     name = request["name"]
@@ -184,7 +187,7 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
             libraries=library_versions(),
             base=VersionRef(base["model"], base["version"]) if base else None,
             owner=request.get("owner"),  # absent from jobs queued before auth existed
-            in_transaction=lambda row: ctx.succeed(session, {"model": name, "version": row.number}),
+            in_transaction=lambda row: ctx.succeed(session, {"model": name, "version": row.number, "outcome": outcome}),
         )
 
 

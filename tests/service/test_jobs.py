@@ -107,7 +107,8 @@ def test_a_warmup_job_publishes_a_measured_version(
     assert worker.run_once()
     done = job(sessions, job_id)
     assert done.status == "succeeded", done.error
-    assert done.result == {"model": "tiny", "version": 1}
+    assert done.result is not None and (done.result["model"], done.result["version"]) == ("tiny", 1)
+    assert done.result["outcome"]["kind"] in ("multistable", "monostable", "lowered")
     assert done.progress is not None and done.progress["phase"] == "exporting" and done.progress["vaa_star"] is not None
     assert [step for step, _ in done.progress["vaa_star_curve"]] == [1, 2, 3]  # every step, however fast
     assert done.progress["vaa_star_curve"][-1][1] == done.progress["vaa_star"]
@@ -140,7 +141,7 @@ def test_a_warmup_from_a_base_records_its_lineage(
     job_id = submit(sessions, blobs, job_settings, body)
     assert job(sessions, job_id).request["base"] == {"model": "tiny", "version": 1}  # the alias, resolved
     worker.run_once()
-    assert job(sessions, job_id).result == {"model": "tiny", "version": 2}
+    assert (job(sessions, job_id).result or {}).get("version") == 2
     with sessions() as session:
         version = Registry(session, blobs).resolve("tiny", 2)
         assert version.base is not None and version.base.number == 1
@@ -255,7 +256,7 @@ def test_a_worker_that_lost_its_lease_publishes_nothing(
     with pytest.raises(queue.LeaseLost):
         runner.run("warmup", claimed.request, LateWorker())
     assert version_count(sessions) == 1
-    assert job(sessions, job_id).result == {"model": "tiny", "version": 1}
+    assert (job(sessions, job_id).result or {}).get("version") == 1
 
 
 def test_jobs_of_a_dead_process_are_recovered_on_restart(

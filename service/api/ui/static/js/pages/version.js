@@ -3,7 +3,15 @@
 import { getJson } from "../api.js";
 import { date, fill, h, hrefModel, hrefVersion, num, shape } from "../dom.js";
 import { filesTable, snippets } from "../downloads.js";
+import { outcomeBox, vaaExplained } from "../outcome.js";
 import { chartFigure, historyPoints } from "../plot.js";
+
+/** "exact, n = 32, S = 10000, mean of 3 estimates": how the VAA figures were measured. */
+function measuredHow(m) {
+  if (m.vaa_steps == null) return "not recorded";
+  const estimates = m.vaa_repeats ?? m.vaa_after_estimates?.length ?? 1;
+  return `exact, n = ${m.vaa_samples ?? 32}, S = ${m.vaa_steps}, mean of ${estimates} estimate${estimates === 1 ? "" : "s"}`;
+}
 
 function settings(title, values) {
   if (!values) return null;
@@ -23,6 +31,9 @@ export async function render(main, [name, number]) {
       h("div", { class: "metric" }, h("span", { class: "label" }, "VAA before"), h("span", { class: "value", "data-metric": "vaa_before" }, num(v.metrics.vaa_before))),
       h("div", { class: "metric" }, h("span", { class: "label" }, "VAA after"), h("span", { class: "value", "data-metric": "vaa_after" }, num(v.metrics.vaa_after))),
       h("div", { class: "metric" }, h("span", { class: "label" }, "Warm-up steps"), h("span", { class: "value" }, String(history.length)))),
+    h("p", { class: "muted measured" }, `VAA measured: ${measuredHow(v.metrics)}.`),
+    outcomeBox(v.outcome),
+    vaaExplained(),
     h("section", { "aria-labelledby": "curve-h" }, h("h2", { id: "curve-h" }, "VAA* during the warm-up"),
       history.length ? chartFigure([{ label: `v${v.version}`, points: historyPoints(history) }], { title: `VAA* of ${v.name} v${v.version} per warm-up step` })
         : h("p", { class: "muted" }, "No warm-up recorded: these weights were uploaded.")),
