@@ -24,7 +24,7 @@ import onnxruntime as ort
 import torch
 
 from bench.server import local_server, publish
-from warmzoo.models.export import ExportError, export_onnx
+from warmzoo.models.onnx import ExportError, export_onnx
 from warmzoo.models.network import Network, build_network
 from warmzoo.models.spec import CELLS, RNNSpec
 

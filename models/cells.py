@@ -1,4 +1,4 @@
-"""Recurrent cells, one class per cell of DESIGN.md section 1.
+"""Recurrent cells, one class per cell of docs/design.md (section 1, "Cells and their initialisations").
 
 Every layer speaks the same small interface so the network, the multistability
 measures and the ONNX export never special-case a cell type:
@@ -134,17 +134,19 @@ class LSTMCell(Layer):
 
 
 class ChronoLSTMCell(LSTMCell):
-    """LSTM with chrono init: in both bias vectors forget = log(u), input = -log(u), u ~ U[1, t_max - 1]."""
+    """LSTM with chrono init: each bias vector draws its own u ~ U[1, t_max - 1] per unit and
+    sets forget = log(u), input = -log(u), as the official code does; the effective forget
+    bias is then log(u1) + log(u2), not 2 log(u)."""
 
     def __init__(self, input_size: int, hidden_size: int, t_max: float) -> None:
         super().__init__(input_size, hidden_size)
         H = hidden_size
-        u = torch.empty(H).uniform_(1.0, t_max - 1.0)
         for bias in (self.rnn.bias_ih_l0, self.rnn.bias_hh_l0):
+            log_u = torch.empty(H).uniform_(1.0, t_max - 1.0).log_()
             with torch.no_grad():
                 bias.zero_()
-                bias[0:H] = -torch.log(u)  # input gate
-                bias[H : 2 * H] = torch.log(u)  # forget gate
+                bias[0:H] = -log_u  # input gate
+                bias[H : 2 * H] = log_u  # forget gate
 
 
 # --- custom cells: input projection once, recurrence in a loop ------------------
@@ -293,7 +295,7 @@ class DoubleLayer(Layer):
 
 
 def make_cell(spec: RNNSpec, input_size: int, hidden_size: int) -> Layer:
-    """One cell of the spec's type with the DESIGN.md initialisation."""
+    """One cell of the spec's type with its initialisation (docs/design.md)."""
     match spec.cell:
         case "gru":
             return GRUCell(input_size, hidden_size)

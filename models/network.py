@@ -32,7 +32,7 @@ class Network(nn.Module):
     def recurrent(self, x: Tensor, state: Tensor | None = None, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x [B, T, I] -> last layer's outputs [B, T, H] and the stack's final state [L, B, S].
 
-        With `lengths`, each sequence's final state is taken at its own length (masking or packing)."""
+        With `lengths`, each sequence's final state is taken at its own length (gathered from the outputs, or packed)."""
         state = self.zero_state(x.shape[0]) if state is None else state
         finals = []
         for layer, s in zip(self._layers(), state):

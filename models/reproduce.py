@@ -5,7 +5,7 @@ architecture), the same batches and the same budget are used; the only differenc
 between `cold` and `warm` is the warm-up run on the freshly initialised network.
 Arms:
 
-- `cold`: the standard initialisation of DESIGN.md section 1;
+- `cold`: each cell's standard initialisation (docs/design.md, section 1);
 - `warm`: the same weights after a (full) warm-up;
 - `double-cold`, `double-warm`: double layers, the latter with the warm-up config's
   `partial` flag (default: only the first half-cells are warmed up), the paper's

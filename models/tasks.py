@@ -37,6 +37,8 @@ def denoising(seq_length: int, num_samples: int, generator: torch.Generator, pad
     """Channel 0 is noise; channel 1 marks 5 positions in the first T - pad steps with +1
     and step T-5 with -1; the targets are the 5 marked values, in order, at the last 5 steps."""
     marks = 5
+    if pad < 0:
+        raise ValueError(f"denoising needs pad >= 0, got {pad}")
     if seq_length - pad < marks:
         raise ValueError(f"denoising needs seq_length >= {marks + pad}")
     x = torch.zeros(num_samples, seq_length, 2)

@@ -39,6 +39,12 @@ class TrainingConfig(BaseModel):
         default=1000, ge=1, description="S of the exact VAA along training (smaller than a reported 10000: cost)."
     )
     vaa_samples: int = Field(default=32, ge=2, description="n of the exact VAA along training.")
+    vaa_estimates: int = Field(
+        default=1, ge=1, le=100, description="Estimates averaged per VAA point along training (the paper's code: 10)."
+    )
+    vaa_replacement: bool = Field(
+        default=False, description="Draw each estimate's sequences with replacement (the paper's code does)."
+    )
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,16 @@ def train(
         network.eval()
         val = evaluate(network, val_data, config.eval_batch_size)
         test = evaluate(network, test_data, config.eval_batch_size)
-        vaa = measure_vaa(network, train_data.inputs, steps=config.vaa_steps, n=config.vaa_samples, seed=seed)[0]
+        estimates = measure_vaa(
+            network,
+            train_data.inputs,
+            steps=config.vaa_steps,
+            n=config.vaa_samples,
+            repeats=config.vaa_estimates,
+            seed=seed,
+            replacement=config.vaa_replacement,
+        )
+        vaa = sum(estimates) / len(estimates)
         train_loss = sum(batch_losses) / len(batch_losses) if batch_losses else None
         batch_losses.clear()
         point = EvalPoint(step, train_loss, val.loss, test.loss, test.accuracy, vaa)

@@ -1,6 +1,6 @@
 """Reachable multistability: the exact VAA and its differentiable relaxation VAA*.
 
-Notation of DESIGN.md section 1: n relevant input sequences give n reachable
+Notation of docs/design.md, section 1: n relevant input sequences give n reachable
 starting states h0_i; the network is then rolled on a constant Gaussian input and
 the distinct end points are counted.
 """
@@ -22,7 +22,7 @@ def reachable_states(network: Network, sequences: Tensor, generator: torch.Gener
     """Stack state [L, n, S] after a random prefix c_i ~ U{1..T} of each sequence [n, T, I].
 
     One batched pass: every sequence runs to the longest prefix and keeps its state
-    from its own c_i (masking, or gathering for the fused kernels)."""
+    from its own c_i (gathered from the outputs, or packed for the LSTM cells)."""
     n, T, _ = sequences.shape
     lengths = torch.randint(1, T + 1, (n,), generator=generator)
     x = sequences[:, : int(lengths.max())].to(network.device)
@@ -97,15 +97,20 @@ def measure_vaa(
     repeats: int = 1,
     seed: int = 0,
     eps: float = 1e-4,
+    replacement: bool = False,
     progress: RollProgress | None = None,
 ) -> list[float]:
-    """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data;
+    """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data
+    (distinct ones, or drawn with replacement as the paper's code does along training);
     `progress` counts the steps rolled over all of them (a long roll is seen to advance)."""
     generator = torch.Generator().manual_seed(seed)
     estimates = []
     with torch.no_grad():
         for i in range(repeats):
-            pick = torch.randperm(sequences.shape[0], generator=generator)[:n]
+            if replacement:
+                pick = torch.randint(0, sequences.shape[0], (n,), generator=generator)
+            else:
+                pick = torch.randperm(sequences.shape[0], generator=generator)[:n]
             h0 = reachable_states(network, sequences[pick], generator)
             rolled = None if progress is None else lambda done, i=i: progress(i * steps + done)
             estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps, progress=rolled))

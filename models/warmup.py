@@ -27,7 +27,12 @@ class WarmupConfig(BaseModel):
     stabilization_max: int = Field(default=200, ge=1, description="Largest number of constant-input steps S.")
     epsilon: float = Field(default=1e-4, gt=0, description="Distance below which two end states coincide.")
     target: float = Field(default=0.95, gt=0, le=1, description="Target VAA* of every layer.")
-    partial: bool = Field(default=True, description="For double layers, warm up only the first half-cells.")
+    partial: bool = Field(default=True, description="For double layers, VAA* rolls only the first half-cells.")
+    partial_freeze: bool = Field(
+        default=False,
+        description="With partial warm-up, also keep the second half-cells out of the optimiser "
+        "(by default they move with the gradient that reaches them through h0, as in the paper's code).",
+    )
 
 
 class WarmupDiverged(RuntimeError):
@@ -54,24 +59,30 @@ def stabilization_steps(k: int, config: WarmupConfig, generator: torch.Generator
 
 
 def warmed_parameters(network: Network, config: WarmupConfig) -> list[torch.nn.Parameter]:
-    """All parameters, except the second half-cells of double layers under partial warm-up.
+    """All parameters (the paper's code), or, with `partial_freeze`, all but the second half-cells
+    of double layers under partial warm-up.
 
-    Those halves are meant to keep their (monostable) initialisation. VAA* never rolls
-    them, but the prefix pass leaks a tiny gradient to them through h0, and Adam's
-    step is scale-free: left in the optimiser they would move as much as the rest."""
-    if not (config.partial and network.spec.double):
+    VAA* never rolls those halves, but the prefix pass sends them a small gradient through h0,
+    and Adam's step is scale-free: in the optimiser they move about as much as the warmed
+    halves. `partial_freeze` keeps their (monostable) initialisation exactly."""
+    if not (config.partial and config.partial_freeze and network.spec.double):
         return list(network.parameters())
     frozen = {id(p) for layer in network.layers for p in layer.second.parameters()}
     return [p for p in network.parameters() if id(p) not in frozen]
 
 
-def _batches(num: int, size: int, generator: torch.Generator):
-    """Indices of shuffled passes over the data, `size` at a time, forever."""
+def shuffled_batches(num: int, size: int, generator: torch.Generator):
+    """Indices of shuffled passes over the data, `size` at a time, forever.
+
+    A pass ends with its smaller remainder batch, as in the paper's code, unless that batch
+    holds a single sequence (VAA* compares end states: it needs two)."""
     size = min(size, num)
     while True:
         order = torch.randperm(num, generator=generator)
-        for start in range(0, num - size + 1, size):
-            yield order[start : start + size]
+        for start in range(0, num, size):
+            batch = order[start : start + size]
+            if batch.numel() >= 2:
+                yield batch
 
 
 def warmup(
@@ -94,7 +105,7 @@ def warmup(
     inputs = inputs.to(network.device)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(warmed_parameters(network, config), lr=config.learning_rate)
-    batches = _batches(inputs.shape[0], config.batch_size, generator)
+    batches = shuffled_batches(inputs.shape[0], config.batch_size, generator)
     result, started = WarmupResult(), time.perf_counter()
     network.train()
     for k in range(config.steps):

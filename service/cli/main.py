@@ -645,8 +645,14 @@ def _reproduce(args: argparse.Namespace) -> int:
         num_val=args.num_val,
         num_test=args.num_test,
         vaa_steps=args.vaa_steps,
-        training=TrainingConfig(steps=args.training_steps, eval_every=args.eval_every, vaa_steps=args.vaa_train_steps),
-        warmup=WarmupConfig(steps=args.warmup_steps),
+        training=TrainingConfig(
+            steps=args.training_steps,
+            eval_every=args.eval_every,
+            vaa_steps=args.vaa_train_steps,
+            vaa_estimates=args.vaa_train_estimates,
+            vaa_replacement=args.vaa_train_estimates > 1,
+        ),
+        warmup=WarmupConfig(steps=args.warmup_steps, partial_freeze=args.partial_freeze),
         device=args.device,
     )
     torch.set_num_threads(args.threads)
@@ -679,6 +685,18 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--vaa-steps", type=int, default=10_000, help="S of the exact VAA at init and after warm-up")
     p.add_argument("--vaa-train-steps", type=int, default=1000, help="S of the exact VAA along training")
+    p.add_argument(
+        "--vaa-train-estimates",
+        type=int,
+        default=1,
+        help="estimates averaged per VAA point along training; above 1 each draws its sequences with replacement "
+        "(the paper's code: 10)",
+    )
+    p.add_argument(
+        "--partial-freeze",
+        action="store_true",
+        help="double-warm: keep the second half-cells out of the optimiser (default: they move, as in the paper)",
+    )
     p.add_argument("--num-train", type=int, default=4096)
     p.add_argument("--num-val", type=int, default=512)
     p.add_argument("--num-test", type=int, default=512)

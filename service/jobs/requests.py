@@ -191,8 +191,10 @@ def check_data(
             known = ", ".join(sorted(allowed)) or "none"
             message = f"{field}.{name}: task {task} has no parameter {name!r} (its parameters: {known})"
             raise WarmzooError(Reason.INVALID, message, field=f"{field}.{name}")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise WarmzooError(Reason.INVALID, f"{field}.{name} must be an integer", field=f"{field}.{name}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise WarmzooError(
+                Reason.INVALID, f"{field}.{name} must be a non-negative integer, got {value!r}", field=f"{field}.{name}"
+            )
     if "input_size" in allowed:
         params.setdefault("input_size", spec.input_size)
     features = TASK_INPUT_SIZES[task] or params["input_size"]

@@ -1,7 +1,7 @@
 """What each kind of job does, with the `models` package: warm up and publish, measure, export.
 
 The runner knows nothing of leases or processes. Whatever executes the job (the embedded
-worker processes today, a Ray executor later) hands it a `JobContext` to report progress,
+worker processes, or a task on a Ray cluster) hands it a `JobContext` to report progress,
 ask whether to stop, and record success in the same transaction as what the job produced.
 """
 

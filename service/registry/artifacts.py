@@ -6,17 +6,20 @@ files are derived from the weights on first request and then stored like any blo
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from warmzoo.models.export import ExportError, export_onnx
+from warmzoo.models.onnx import ExportError, export_onnx
 from warmzoo.models.network import Network
 from warmzoo.models.weights import state_dict_bytes
 from warmzoo.service.core.errors import Reason, WarmzooError
 
 OCTET_STREAM = "application/octet-stream"
 Produced = tuple[bytes, dict[str, Any] | None]
+REMEMBERED_FAILURES = 4096  # (weights, file) pairs whose refusal is kept; each holds one short message
 
 
 def _state_dict(network: Network) -> Produced:
@@ -46,6 +49,43 @@ class FileKind:
     content_type: str
     description: str
     produce: Callable[[Network], Produced] | None = None  # None: stored at publish time
+
+    def derive(self, weights_sha256: str, network: Callable[[], Network]) -> Produced:
+        """The file made from the weights `weights_sha256`. A refusal (an export that fails its
+        parity check) depends only on the weights and this file, so it is remembered: asking
+        again answers the same error at once instead of loading and exporting the network anew."""
+        assert self.produce is not None, f"{self.name} is stored at publish time, not derived"
+        key = (weights_sha256, self.name)
+        known = _FAILURES.get(key)
+        if known is not None:
+            raise WarmzooError(known.reason, known.message, field=known.field, code=known.code)
+        try:
+            return self.produce(network())
+        except WarmzooError as exc:
+            _FAILURES.put(key, exc)
+            raise
+
+
+class _Failures:
+    """A bounded, thread-safe map (weights sha256, file name) -> the refusal, oldest dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._errors: OrderedDict[tuple[str, str], WarmzooError] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> WarmzooError | None:
+        with self._lock:
+            return self._errors.get(key)
+
+    def put(self, key: tuple[str, str], error: WarmzooError) -> None:
+        with self._lock:
+            self._errors[key] = error.with_traceback(None)
+            while len(self._errors) > self._size:
+                self._errors.popitem(last=False)
+
+
+_FAILURES = _Failures(REMEMBERED_FAILURES)
 
 
 FILE_KINDS: dict[str, FileKind] = {

@@ -9,6 +9,7 @@ one the user can compute.
 from __future__ import annotations
 
 import io
+import math
 import re
 import uuid
 
@@ -36,13 +37,32 @@ def _invalid(message: str) -> WarmzooError:
 
 
 def _read_npy(data: bytes) -> Tensor:
+    """The array of a .npy file as float32. The header is checked against the bytes that follow
+    it before anything is allocated (a header may declare any shape: 10^10 elements would be
+    40 GB), object arrays are refused (they need pickle), and any byte order is accepted."""
+    stream = io.BytesIO(data)
     try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as exc:  # object arrays (they need pickle) land here too
+        version = np.lib.format.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported (1.0 and 2.0 are)")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(stream)
+    except ValueError as exc:  # a bad magic, header or dtype (object arrays need pickle: refused here too)
         raise _invalid(f"not a readable .npy file without pickle: {exc}") from exc
-    if array.dtype.kind != "f":
-        raise _invalid(f"the array has dtype {array.dtype}; a data set is float (float16, float32 or float64)")
-    return torch.from_numpy(np.ascontiguousarray(array))
+    if dtype.hasobject:
+        raise _invalid("the array holds Python objects, which need pickle: this server never unpickles uploads")
+    if dtype.kind != "f":
+        raise _invalid(f"the array has dtype {dtype}; a data set is float (float16, float32 or float64)")
+    count = math.prod(shape)
+    held = len(data) - stream.tell()
+    if held != count * dtype.itemsize:
+        raise _invalid(
+            f"the .npy header declares shape {list(shape)} of {dtype} ({count * dtype.itemsize} bytes) but the file "
+            f"holds {held} bytes of data"
+        )
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
+    array = array.reshape(shape, order="F" if fortran_order else "C")
+    return torch.from_numpy(array.astype(np.float32, order="C"))  # native byte order, writable
 
 
 def _read_safetensors(data: bytes) -> Tensor:

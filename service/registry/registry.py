@@ -505,8 +505,7 @@ class Registry:
     def _produce_file(self, version: VersionRow, kind: FileKind) -> FileRow:
         if kind.produce is None:  # stored at publish time: its absence is a broken store, not a request error
             raise RuntimeError(f"version {version.id} lacks its stored file {kind.name}")
-        network = network_from_weights(self.read(version.sha256))
-        data, details = kind.produce(network)
+        data, details = kind.derive(version.sha256, lambda: network_from_weights(self.read(version.sha256)))
         row = self._add_file(version, kind.name, self.blobs.put_bytes(data), details)
         try:
             self.session.commit()

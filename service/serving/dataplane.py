@@ -6,7 +6,7 @@ request tensors into arrays with a 400 that names the exact fault, and carries t
 recurrent state of open sequences (Triton's sequence extension) from one request
 to the next through a `SequenceStore`.
 
-The ONNX contract (models.export): inputs `input` FP32 [batch, time, input_size]
+The ONNX contract (models.onnx): inputs `input` FP32 [batch, time, input_size]
 and `state` FP32 [num_layers, batch, state_size] (optional, zero default);
 outputs `output` FP32 [batch, time, output_size] and `state_out`, served as `state`.
 """
@@ -158,7 +158,7 @@ class InferenceService:
         number whose session is loaded (no database, no export), outside a sequence (its store
         may be Redis), at most QUICK_MULTIPLY_ADDS of work, or ALONE_MULTIPLY_ADDS when the
         request is `alone` in flight. The caller runs the rest in a thread."""
-        if version is None or not version.isdigit() or request.parameters or len(request.inputs) != 1:
+        if version is None or not (version.isascii() and version.isdigit()) or request.parameters or len(request.inputs) != 1:
             return False
         with self._sessions_lock:
             loaded = self._sessions.get((name, int(version)))

@@ -1,4 +1,4 @@
-"""Each cell against a hand computation of its DESIGN.md equations, and the layer plumbing."""
+"""Each cell against a hand computation of its equations (docs/design.md), and the layer plumbing."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def np_params(layer: torch.nn.Module) -> dict[str, np.ndarray]:
 
 
 def hand_step(cell: str, p: dict[str, np.ndarray], x: np.ndarray, state: np.ndarray) -> np.ndarray:
-    """The equations of DESIGN.md section 1, written independently of models/cells.py."""
+    """The equations of docs/design.md (section 1), written independently of models/cells.py."""
     if cell == "gru":
         H = state.shape[-1]
         Wi, Wh, bi, bh = p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"], p["rnn.bias_ih_l0"], p["rnn.bias_hh_l0"]
@@ -131,7 +131,20 @@ def test_initialisations() -> None:
         u = torch.exp(b_f)
         assert u.min() >= 1 - 1e-5 and u.max() <= t_max - 1 + 1e-4
         assert b_g.abs().sum() == 0 and b_o.abs().sum() == 0
-    torch.testing.assert_close(chrono.bias_ih_l0, chrono.bias_hh_l0)
+    assert not torch.equal(chrono.bias_ih_l0, chrono.bias_hh_l0)  # one draw per bias vector
+
+
+def test_chrono_forget_bias_is_the_sum_of_two_independent_draws() -> None:
+    """The effective forget bias is log u1 + log u2 (the paper's code), not 2 log u: its spread is
+    sqrt(2), not 2, times that of one draw, and the two vectors are uncorrelated."""
+    H = 4096
+    rnn = build_network(RNNSpec(cell="chrono", input_size=1, hidden_size=H, t_max=300.0), seed=0).layers[0].rnn
+    f_ih = rnn.bias_ih_l0.detach()[H : 2 * H]
+    f_hh = rnn.bias_hh_l0.detach()[H : 2 * H]
+    one_draw = torch.cat([f_ih, f_hh]).std()
+    combined = (f_ih + f_hh).std()
+    assert abs(float(combined / one_draw) - 2**0.5) < 0.1, float(combined / one_draw)
+    assert abs(float(torch.corrcoef(torch.stack([f_ih, f_hh]))[0, 1])) < 0.1
 
 
 def test_same_seed_same_weights() -> None:

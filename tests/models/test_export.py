@@ -8,8 +8,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from warmzoo.models.export import UNROLL, ExportError, check_parity, export_onnx
 from warmzoo.models.network import build_network
+from warmzoo.models.onnx import ExportError, check_parity, export_onnx
+from warmzoo.models.onnx.scan import UNROLL
 from warmzoo.models.spec import CELLS, RNNSpec
 
 
@@ -86,7 +87,7 @@ def test_mgu_scan_body_is_two_gemms_a_step() -> None:
 @pytest.mark.parametrize(("cell", "double"), [("nbrc", False), ("nbrc", True), ("mgu", True)])
 def test_loop_cells_on_the_onnx_gru_op(cell: str, double: bool) -> None:
     """nbrc, and mgu in double layers, run on ONNX's GRU op, one per cell (the fastest graphs
-    measured, see _loop_sequence): no Scan may creep back in."""
+    measured, docs/benchmarks.md): no Scan may creep back in."""
     data, _ = export_onnx(_net(cell, double), "model")
     ops = [n.op_type for n in onnx.load_from_string(data).graph.node]
     assert ops.count("GRU") == (4 if double else 2)  # a double layer is two cells of H/2
@@ -96,7 +97,7 @@ def test_loop_cells_on_the_onnx_gru_op(cell: str, double: bool) -> None:
 @pytest.mark.parametrize("double", [False, True])
 def test_lstm_cells_run_on_the_onnx_lstm_op(double: bool) -> None:
     """One ONNX LSTM node per cell and no Scan: the native op was the fastest LSTM graph
-    measured (see _native_sequence), so a hand-built loop must not creep back in."""
+    measured (docs/benchmarks.md), so a hand-built loop must not creep back in."""
     data, _ = export_onnx(_net("lstm", double), "model")
     ops = [n.op_type for n in onnx.load_from_string(data).graph.node]
     assert ops.count("LSTM") == (4 if double else 2)  # a double layer is two cells of H/2
@@ -126,7 +127,7 @@ def test_parity_check_catches_a_wrong_graph() -> None:
 
 
 def test_failed_parity_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    import warmzoo.models.export as export
+    import warmzoo.models.onnx.export as export
 
     monkeypatch.setattr(export, "TOLERANCE", 0.0)  # nothing passes a zero tolerance on 500 steps
     monkeypatch.setattr(export, "DRIFT_FACTOR", 0.0)

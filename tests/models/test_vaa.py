@@ -8,7 +8,7 @@ import torch
 from warmzoo.models.distances import pairwise_distances
 from warmzoo.models.network import build_network
 from warmzoo.models.spec import CELLS, RNNSpec
-from warmzoo.models.vaa import reachable_states, vaa, vaa_star
+from warmzoo.models.vaa import measure_vaa, reachable_states, vaa, vaa_star
 
 
 def test_distances_are_exact_at_the_epsilon_scale() -> None:
@@ -77,3 +77,13 @@ def test_vaa_star_reaches_every_recurrent_parameter(cell: str, double: bool) -> 
             continue
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+def test_measure_vaa_draws_with_replacement_as_the_paper_monitors() -> None:
+    """From 4 sequences, n = 32 draws with replacement give 32 end states (a monostable network:
+    the frozen one here: VAA = 1/32); without replacement only the 4 distinct sequences are used (VAA = 1/4)."""
+    net = _frozen_gru()
+    sequences = torch.randn(4, 10, net.spec.input_size)
+    with_replacement = measure_vaa(net, sequences, steps=500, n=32, repeats=3, replacement=True)
+    assert with_replacement == pytest.approx([1 / 32] * 3)
+    assert measure_vaa(net, sequences, steps=500, n=32) == pytest.approx([1 / 4])

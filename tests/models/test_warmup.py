@@ -9,7 +9,7 @@ from warmzoo.models.network import build_network
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.tasks import make_task
 from warmzoo.models.vaa import measure_vaa
-from warmzoo.models.warmup import WarmupConfig, WarmupDiverged, stabilization_steps, warmup
+from warmzoo.models.warmup import WarmupConfig, WarmupDiverged, shuffled_batches, stabilization_steps, warmup
 
 COPY_100 = make_task("copy_first_input", 100, 256, seed=0).inputs
 
@@ -43,17 +43,44 @@ def test_bistable_cells_start_multistable(cell: str) -> None:
     assert measure_vaa(net, COPY_100, steps=2000, n=32, seed=1)[0] >= 0.25  # 1/n = 0.03
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "brc"])
-def test_partial_warmup_keeps_second_halves(cell: str) -> None:
+def _moved_by_partial_warmup(cell: str, **config: object) -> dict[str, float]:
+    """Largest change of every parameter of a 2-layer double network over a short partial warm-up."""
     net = build_network(RNNSpec(cell=cell, input_size=1, hidden_size=16, num_layers=2, double=True), seed=0)
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
-    warmup(net, make_task("copy_first_input", 30, 64).inputs, WarmupConfig(steps=15), seed=0)
-    for name, p in net.named_parameters():
-        moved = (p.detach() - before[name]).abs().max().item()
+    warmup(net, make_task("copy_first_input", 30, 64).inputs, WarmupConfig(steps=15, **config), seed=0)
+    return {name: (p.detach() - before[name]).abs().max().item() for name, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "brc"])
+def test_partial_warmup_moves_second_halves_through_h0_by_default(cell: str) -> None:
+    """As in the paper's code: Adam holds every parameter; the second half-cells of the first
+    layer get the gradient that reaches them through the next layer's h0, the last layer's do not."""
+    moved = _moved_by_partial_warmup(cell)
+    for name, change in moved.items():
+        if ".first." in name or name.startswith("layers.0.second."):
+            assert change > 1e-3, f"{name} did not move"
+        else:  # layers.1.second.* and the readout: no gradient reaches them
+            assert change == 0.0, f"{name} moved by {change}"
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "brc"])
+def test_partial_freeze_keeps_second_halves(cell: str) -> None:
+    for name, change in _moved_by_partial_warmup(cell, partial_freeze=True).items():
         if ".second." in name:
-            assert moved == 0.0, f"{name} moved by {moved}"
+            assert change == 0.0, f"{name} moved by {change}"
         elif ".first." in name:
-            assert moved > 1e-3, f"{name} did not move"
+            assert change > 1e-3, f"{name} did not move"
+
+
+def test_warmup_keeps_the_last_smaller_batch_of_a_pass() -> None:
+    """70 sequences in batches of 32: 32, 32, 6 per pass (the paper's code keeps the remainder);
+    a remainder of one sequence is skipped, since VAA* needs two end states."""
+    sizes = [len(b) for b, _ in zip(shuffled_batches(70, 32, torch.Generator().manual_seed(0)), range(6))]
+    assert sizes == [32, 32, 6, 32, 32, 6]
+    sizes = [len(b) for b, _ in zip(shuffled_batches(65, 32, torch.Generator().manual_seed(0)), range(4))]
+    assert sizes == [32, 32, 32, 32]
+    pass_ = torch.cat([b for b, _ in zip(shuffled_batches(70, 32, torch.Generator().manual_seed(0)), range(3))])
+    assert sorted(pass_.tolist()) == list(range(70))
 
 
 def test_full_warmup_of_double_layers_trains_both_halves() -> None:

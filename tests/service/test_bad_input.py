@@ -29,6 +29,7 @@ from tests.service.snapshots import store_state
 from warmzoo.models.weights import read_safetensors
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
+from warmzoo.service.registry import datasets
 
 SPEC = tiny_spec().model_dump_json()
 
@@ -186,6 +187,7 @@ DATASET = npy(np.zeros((4, 5, 1), np.float32))
 BAD_DATASETS = {
     "truncated npy": (DATASET[:-7], "file", "npy"),
     "npy header promising 10^18 values": (npy_claiming((10**6, 10**6, 10**6)), "file", "npy"),
+    "npy header promising 10^10 values (a MemoryError, once)": (npy_claiming((10**4, 10**3, 10**3)), "file", "bytes"),
     "float64 with Inf": (npy(np.full((4, 5, 1), np.inf)), "file", "Inf"),
     "safetensors header longer than the file": (header(10**6, b"{}"), "file", "safetensors"),
     "int safetensors": (save_safetensors({"x": torch.ones(4, 5, 1, dtype=torch.int32)}), "file", "dtype"),
@@ -197,6 +199,16 @@ def test_malformed_datasets_are_refused_without_a_trace(
     api: TestClient, refused: Callable[..., Any], content: bytes, field: str, word: str
 ) -> None:
     refused(lambda: api.post("/v1/datasets", files={"file": ("d.npy", content)}), 422, field, word)
+
+
+def test_a_big_endian_npy_is_read_as_its_values(api: TestClient) -> None:
+    values = np.arange(4 * 5 * 1, dtype=">f4").reshape(4, 5, 1)
+    answer = api.post("/v1/datasets", files={"file": ("big-endian.npy", npy(values))})
+    assert answer.status_code == 201, answer.text
+    stored = api.app.state.blobs  # type: ignore[attr-defined]
+    with api.app.state.sessions() as session:  # type: ignore[attr-defined]
+        read = datasets.read_inputs(session, stored, answer.json()["id"])
+    assert read.tolist() == values.astype("<f4").tolist()
 
 
 @pytest.mark.parametrize(
@@ -260,6 +272,23 @@ def test_bad_warmup_requests_create_no_job(
     rest = {name: value for name, value in WARMUP.items() if name != key}
     body = json.dumps(rest)[:-1] + f', "{key}": {raw}}}'  # raw text: 1e400 has no Python JSON encoding
     refused(lambda: api.post("/v1/warmups", content=body, headers={"content-type": "application/json"}), status, field)
+
+
+def test_a_negative_task_parameter_is_refused_not_run(api: TestClient, refused: Callable[..., Any]) -> None:
+    data = {"task": "denoising", "seq_length": 12, "num_samples": 16, "pad": -1_000_000}
+    warmup = {"spec": {"cell": "gru", "input_size": 2, "hidden_size": 4}, "data": data}
+    body = refused(lambda: api.post("/v1/warmups", json=warmup), 422, "data.pad", "non-negative")
+    assert "-1000000" in body["error"]
+
+
+@pytest.mark.parametrize("version", ["%C2%B9", "%D9%A1", "%EF%BC%91"])  # superscript one, Arabic-Indic one, fullwidth 1
+def test_a_version_of_non_ascii_digits_is_not_a_number(
+    api: TestClient, refused: Callable[..., Any], version: str
+) -> None:
+    """str.isdigit() accepts them and int() then raised: a 500 until the adversarial review."""
+    infer = {"inputs": [{"name": "input", "shape": [1, 1, 1], "datatype": "FP32", "data": [0.0]}]}
+    refused(lambda: api.post(f"/v2/models/kept/versions/{version}/infer", json=infer), 422, "version", "alias")
+    refused(lambda: api.get(f"/v2/models/kept/versions/{version}"), 422, "version", "alias")
 
 
 # -- never execute user data ----------------------------------------------------------------

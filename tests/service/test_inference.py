@@ -15,7 +15,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from warmzoo.models.export import export_onnx
+from warmzoo.models.onnx import export_onnx
 from warmzoo.models.network import build_network
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.api.errors import install_error_handlers

@@ -13,12 +13,13 @@ from sqlalchemy import func, select
 
 from tests.service.factories import tiny_spec, tiny_weights
 from tests.service.threads import run_in_threads
-from warmzoo.models import export
+from warmzoo.models.onnx import export
 from warmzoo.models.network import build_network
 from warmzoo.models.weights import read_safetensors
 from warmzoo.service.api.errors import HTTP_STATUS
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import WarmzooError
+from warmzoo.service.registry import artifacts
 from warmzoo.service.registry.blobs import Blob, LocalBlobStore
 from warmzoo.service.registry.db import make_engine, session_factory
 from warmzoo.service.registry.registry import LATEST, ModelFilter, Registry, VersionRef
@@ -314,12 +315,42 @@ def test_concurrent_requests_produce_one_file(settings: Settings, registry: Regi
     assert len(ids) == 4 and len(set(ids)) == 1
 
 
-def test_failed_parity_is_an_error_not_a_file(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(export, "TOLERANCE", 0.0)  # the real check, made impossible to pass
+@pytest.fixture
+def impossible_parity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real parity check, made impossible to pass; failures remembered by this test only."""
+    monkeypatch.setattr(export, "TOLERANCE", 0.0)
     monkeypatch.setattr(export, "DRIFT_FACTOR", 0.0)
+    monkeypatch.setattr(artifacts, "_FAILURES", artifacts._Failures(artifacts.REMEMBERED_FAILURES))
+
+
+@pytest.mark.usefixtures("impossible_parity")
+def test_failed_parity_is_an_error_not_a_file(registry: Registry) -> None:
     version = publish(registry, "unexportable")
     with pytest.raises(WarmzooError) as caught:
         registry.get_or_create_file(version, "model.onnx")
     assert caught.value.code == "export_parity_failed" and caught.value.field == "file"
     assert "disagrees with PyTorch by" in caught.value.message and "length" in caught.value.message
     assert registry.session.scalar(select(func.count()).select_from(FileRow).where(FileRow.name == "model.onnx")) == 0
+
+
+@pytest.mark.usefixtures("impossible_parity")
+def test_a_failed_export_is_remembered_per_version_and_file(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exports: list[str] = []
+    real_export = artifacts.export_onnx
+
+    def counted(network: object, graph: str) -> object:
+        exports.append(graph)
+        return real_export(network, graph)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(artifacts, "export_onnx", counted)
+    version = publish(registry, "unexportable")
+    messages = []
+    for name in ("model.onnx", "model.onnx", "model.onnx", "cell.onnx"):
+        with pytest.raises(WarmzooError) as caught:
+            registry.get_or_create_file(version, name)
+        assert caught.value.code == "export_parity_failed"
+        messages.append(caught.value.message)
+    assert exports == ["model", "cell"]  # one export per file, not one per request
+    assert messages[0] == messages[1] == messages[2] != messages[3]
