@@ -8,7 +8,7 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install browser serve test test-fast bench constraints audit clean
+.PHONY: install browser serve test test-fast bench bench-peers constraints audit clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench: $(STAMP)  ## benchmarks: print ratios measured side by side
 	$(BIN)/python bench/jobs_scale.py
 	$(BIN)/python -m bench.load --clients 32 --seconds 25 --api-processes 1 2
 
+bench-peers: $(STAMP)  ## race warmzoo, KServe and MLServer on one model.onnx (their venvs .venv-peers* built on first use)
+	$(BIN)/python -m bench.peers
+
 constraints:  ## re-pin constraints.txt to the newest releases pyproject.toml allows (then: make test)
 	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
 	.venv-pin/bin/python -m pip install --quiet -e '.[test]'
@@ -55,4 +58,4 @@ audit: $(STAMP)  ## known vulnerabilities of the pinned dependencies (pip-audit 
 	$(BIN)/pip-audit --requirement constraints.txt --no-deps --disable-pip --strict --progress-spinner off
 
 clean:
-	rm -rf $(VENV) .venv-pin build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-pin .venv-peers .venv-peers-mlserver build *.egg-info .pytest_cache

@@ -31,6 +31,14 @@ def free_port() -> int:
 def local_server(**overrides: str) -> Iterator[str]:
     """`warmzoo serve` on a fresh data dir and a free port, stopped (SIGTERM) afterwards;
     `overrides` replace environment variables of the defaults below."""
+    with server_process(**overrides) as (url, _):
+        yield url
+
+
+@contextmanager
+def server_process(**overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`local_server`'s URL and the `warmzoo serve` process itself (its API runs in it when
+    WARMZOO_API_PROCESSES is 1), for benchmarks that read its memory."""
     port = free_port()
     env = {
         **os.environ,
@@ -61,7 +69,7 @@ def local_server(**overrides: str) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     sys.exit("warmzoo serve did not start within 90 s")
                 time.sleep(0.2)
-            yield url
+            yield url, server
         finally:
             server.terminate()
             server.wait(timeout=60)

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from warmzoo.models.modeling import bistable_update, join_halves, mgu_update, split_halves
 from warmzoo.models.spec import RNNSpec
 
 
@@ -200,16 +201,14 @@ class MGUCell(LoopCell):
 
     def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
         p_f, p_h = p_t.split(self.hidden_size, dim=-1)
-        f = torch.sigmoid(p_f + h @ self.weight_hf.T)
-        g = torch.tanh((f * h) @ self.weight_hh.T + p_h)
-        return (1 - f) * h + f * g
+        return mgu_update(p_f, p_h, h, self.weight_hf, self.weight_hh)
 
 
 class BistableCell(LoopCell):
     """c = sigma(Uc x + fb_c(h) + bc); a = 1 + tanh(Ua x + fb_a(h) + ba); h' = c*h + (1-c)*tanh(Uh x + a*h + bh).
 
-    BRC and nBRC differ only in the gates' recurrent feedback fb_c, fb_a. The update is
-    written with fused ops (addcmul, lerp): this loop is the warm-up's hot path."""
+    BRC and nBRC differ only in the gates' recurrent feedback fb_c, fb_a. The update, shared with
+    the plain-PyTorch modeling.py, is written with fused ops: this loop is the warm-up's hot path."""
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__(input_size, hidden_size, gates=3)  # weight_ih = [Uc; Ua; Uh]
@@ -220,11 +219,7 @@ class BistableCell(LoopCell):
 
     def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
         p_c, p_a, p_h = p_t.split(self.hidden_size, dim=-1)
-        z_c, z_a = self.gate_preactivations(p_c, p_a, h)
-        c = torch.sigmoid(z_c)
-        a = 1 + torch.tanh(z_a)
-        candidate = torch.tanh(torch.addcmul(p_h, a, h))
-        return torch.lerp(candidate, h, c)  # c*h + (1-c)*candidate
+        return bistable_update(p_h, h, *self.gate_preactivations(p_c, p_a, h))
 
 
 class BRCCell(BistableCell):
@@ -268,12 +263,10 @@ class DoubleLayer(Layer):
         self.parts = first.state_size // first.hidden_size  # 1, or 2 for [h; c]
 
     def split(self, state: Tensor) -> tuple[Tensor, Tensor]:
-        halves = state.view(state.shape[0], self.parts, 2, -1)  # [B, parts, half, H/2]
-        return tuple(halves[:, :, i].reshape(state.shape[0], -1) for i in range(2))  # type: ignore[return-value]
+        return split_halves(state, self.parts)
 
     def join(self, first: Tensor, second: Tensor) -> Tensor:
-        B = first.shape[0]
-        return torch.stack([first.view(B, self.parts, -1), second.view(B, self.parts, -1)], dim=2).reshape(B, -1)
+        return join_halves(first, second, self.parts)
 
     def step(self, x_t: Tensor, state: Tensor) -> Tensor:
         s1, s2 = self.split(state)

@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             intra_op_threads=settings.onnx_threads,
             sequence_store=sequence_store,
             max_batch_time=settings.max_batch_time,
+            max_inference_bytes=settings.max_inference_bytes,
         )
         app.state.telemetry.bind(app.state.sessions, app.state.inference)
         try:

@@ -120,12 +120,19 @@ async def writer(who: PrincipalDep) -> Principal:
 WriterDep = Annotated[Principal, Depends(writer)]
 
 
-async def rate_limit(request: Request, who: PrincipalDep) -> None:
+async def caller(request: Request, who: PrincipalDep) -> str:
+    """Whom quotas count against: the API key, or without one the client address."""
+    return f"key {who.key_id}" if who.key_id else f"client {request.client.host if request.client else '?'}"
+
+
+CallerDep = Annotated[str, Depends(caller)]
+
+
+async def rate_limit(request: Request, identity: CallerDep) -> None:
     """429 with Retry-After once the key (or, without one, the client address) is over its rate."""
     buckets = request.app.state.rate_limits
     if buckets is None:
         return
-    identity = f"key {who.key_id}" if who.key_id else f"client {request.client.host if request.client else '?'}"
     wait = buckets.take(identity)
     if wait:
         raise rate_limited(wait, identity)

@@ -83,6 +83,7 @@ class VersionOut(BaseModel):
     def from_row(cls, row: VersionRow) -> VersionOut:
         name = row.model.name
         stored: dict[str, FileRow] = {f.name: f for f in row.files}
+        spec = RNNSpec.model_validate(row.spec)
         files = [
             FileOut(
                 name=kind.name,
@@ -93,11 +94,12 @@ class VersionOut(BaseModel):
                 url=file_url(name, row.number, kind.name),
             )
             for kind in FILE_KINDS.values()
+            if kind.exists_for(spec)
         ]
         return cls(
             name=name,
             version=row.number,
-            spec=RNNSpec.model_validate(row.spec),
+            spec=spec,
             warmup=row.warmup,
             data=row.data,
             metrics=Metrics.model_validate(row.metrics),

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     max_sequences: int = Field(
         1024, ge=1, description="Concurrent streaming sequences held by one server (by all replicas, on Redis)."
     )
+    max_sequences_per_owner: int = Field(
+        64, ge=1, description="Open streaming sequences of one API key (or, without one, one client address)."
+    )
+    max_sequence_bytes_per_owner: int = Field(
+        256 * MiB,
+        ge=1,
+        description="State bytes (num_layers x batch x state_size x 4) of the open sequences of one API key "
+        "(or client address).",
+    )
 
     # Who may do what (service.auth). "auto" is resolved by `warmzoo serve`: off when bound to a
     # loopback address, else on; an app built by create_app() treats an unresolved "auto" as on.
@@ -93,6 +102,12 @@ class Settings(BaseSettings):
     max_num_samples: int = Field(100_000, ge=1, description="Most sequences in a warm-up data set.")
     max_warmup_steps: int = Field(100_000, ge=1, description="Most optimiser steps in one warm-up job.")
     max_batch_time: int = Field(100_000, ge=1, description="Largest batch x time of one inference request.")
+    max_inference_bytes: int = Field(
+        64 * MiB,
+        ge=1,
+        description="Largest FP32 tensors of one inference request, from the spec's widths: input and output "
+        "(batch x time x width x 4) plus the state sent in and returned (2 x num_layers x batch x state_size x 4).",
+    )
     max_page_size: int = Field(100, ge=1, description="Largest `limit` of a paginated listing.")
 
     job_lease_s: float = Field(60.0, gt=0, description="A running job whose lease is older than this is re-queued.")

@@ -52,11 +52,14 @@ class WarmzooError(Exception):
         return {"error": self.message, "field": self.field, "code": self.code}
 
 
-def limit_exceeded(stated: str, maximum: int, setting: str, field: str | None, hint: str = "") -> WarmzooError:
+def limit_exceeded(
+    stated: str, maximum: int, setting: str, field: str | None, hint: str = "", reason: Reason = Reason.INVALID
+) -> WarmzooError:
     """The one wording for "over a configured limit": what was asked ("limit is 500"), the
-    maximum, the setting that raises it, and optionally what to do instead."""
+    maximum, the setting that raises it, and optionally what to do instead. `reason` is
+    BAD_REQUEST for inference requests (the protocol answers those with 400)."""
     message = f"{stated}; this server accepts at most {maximum} (setting WARMZOO_{setting.upper()})"
-    return WarmzooError(Reason.INVALID, message + (f": {hint}" if hint else ""), field=field, code="limit_exceeded")
+    return WarmzooError(reason, message + (f": {hint}" if hint else ""), field=field, code="limit_exceeded")
 
 
 def dotted(loc: Sequence[int | str]) -> str:

@@ -1,7 +1,7 @@
 """The downloadable files of a version: which exist, their types, and how the derived ones are made.
 
 `weights.safetensors` and `README.md` are stored when a version is published; the other
-files are derived from the weights on first request and then stored like any blob.
+files are derived from the version on first request and then stored like any blob.
 """
 
 from __future__ import annotations
@@ -10,26 +10,59 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from warmzoo.models.onnx import ExportError, export_onnx
 from warmzoo.models.network import Network
-from warmzoo.models.weights import state_dict_bytes
+from warmzoo.models.spec import RNNSpec
+from warmzoo.models.torch_native import TORCH_CELLS, torch_native_bytes
+from warmzoo.models.weights import network_from_weights, state_dict_bytes
 from warmzoo.service.core.errors import Reason, WarmzooError
+from warmzoo.service.registry.hub import hub_files, modeling_source, zip_folder
+from warmzoo.service.registry.tables import VersionRow
 
 OCTET_STREAM = "application/octet-stream"
 Produced = tuple[bytes, dict[str, Any] | None]
 REMEMBERED_FAILURES = 4096  # (weights, file) pairs whose refusal is kept; each holds one short message
 
 
-def _state_dict(network: Network) -> Produced:
-    return state_dict_bytes(network), None
+class Source:
+    """What a derived file is made from: the version, its weights file and the network it holds,
+    the last two read only when a file needs them."""
+
+    def __init__(self, version: VersionRow, read_weights: Callable[[], bytes]) -> None:
+        self.version, self._read_weights = version, read_weights
+
+    @cached_property
+    def weights(self) -> bytes:
+        return self._read_weights()
+
+    @cached_property
+    def network(self) -> Network:
+        return network_from_weights(self.weights)
 
 
-def _onnx(graph: str) -> Callable[[Network], Produced]:
-    def produce(network: Network) -> Produced:
+def _state_dict(source: Source) -> Produced:
+    return state_dict_bytes(source.network), None
+
+
+def _torch_native(source: Source) -> Produced:
+    return torch_native_bytes(source.network), None
+
+
+def _modeling(source: Source) -> Produced:
+    return modeling_source(), None
+
+
+def _hub_zip(source: Source) -> Produced:
+    return zip_folder(hub_files(source.version, source.weights, source.network)), None
+
+
+def _onnx(graph: str) -> Callable[[Source], Produced]:
+    def produce(source: Source) -> Produced:
         try:
-            data, report = export_onnx(network, graph)  # type: ignore[arg-type]
+            data, report = export_onnx(source.network, graph)  # type: ignore[arg-type]
         except ExportError as exc:  # its message carries the worst case's figures
             raise WarmzooError(
                 Reason.INVALID,
@@ -48,19 +81,23 @@ class FileKind:
     name: str
     content_type: str
     description: str
-    produce: Callable[[Network], Produced] | None = None  # None: stored at publish time
+    produce: Callable[[Source], Produced] | None = None  # None: stored at publish time
+    cells: tuple[str, ...] | None = None  # the cells it exists for; None: every cell
 
-    def derive(self, weights_sha256: str, network: Callable[[], Network]) -> Produced:
-        """The file made from the weights `weights_sha256`. A refusal (an export that fails its
-        parity check) depends only on the weights and this file, so it is remembered: asking
-        again answers the same error at once instead of loading and exporting the network anew."""
+    def exists_for(self, spec: RNNSpec) -> bool:
+        return self.cells is None or spec.cell in self.cells
+
+    def derive(self, source: Source) -> Produced:
+        """The file made from `source`. A refusal (an export that fails its parity check) depends
+        only on the weights and this file, so it is remembered: asking again answers the same
+        error at once instead of loading and exporting the network anew."""
         assert self.produce is not None, f"{self.name} is stored at publish time, not derived"
-        key = (weights_sha256, self.name)
+        key = (source.version.sha256, self.name)
         known = _FAILURES.get(key)
         if known is not None:
             raise WarmzooError(known.reason, known.message, field=known.field, code=known.code)
         try:
-            return self.produce(network())
+            return self.produce(source)
         except WarmzooError as exc:
             _FAILURES.put(key, exc)
             raise
@@ -98,6 +135,26 @@ FILE_KINDS: dict[str, FileKind] = {
         FileKind("model.onnx", OCTET_STREAM, "Whole-sequence ONNX graph, dynamic batch and time.", _onnx("model")),
         FileKind(
             "cell.onnx", OCTET_STREAM, "One-step ONNX graph: (input, state) -> (output, state_out).", _onnx("cell")
+        ),
+        FileKind(
+            "torch.safetensors",
+            OCTET_STREAM,
+            "The weights under torch's names: they load into torch.nn.GRU / torch.nn.LSTM(num_layers=L,"
+            " batch_first=True), and readout.* into torch.nn.Linear.",
+            _torch_native,
+            cells=TORCH_CELLS,
+        ),
+        FileKind(
+            "modeling.py",
+            "text/x-python; charset=utf-8",
+            "The network in plain PyTorch (imports only torch and safetensors); load(\"weights.safetensors\").",
+            _modeling,
+        ),
+        FileKind(
+            "hf.zip",
+            "application/zip",
+            "Hugging Face Hub folder: config.json, model.safetensors, modeling.py, README.md with metadata.",
+            _hub_zip,
         ),
         FileKind("README.md", "text/markdown; charset=utf-8", "The model card."),
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 from warmzoo.models.outcome import SAMPLES, judge
 from warmzoo.models.spec import RNNSpec
+from warmzoo.models.torch_native import TORCH_CELLS
 from warmzoo.service.registry.tables import VersionRow
 
 PAPER = "https://arxiv.org/abs/2106.01001"
@@ -96,12 +97,70 @@ def _outcome(version: VersionRow) -> str | None:
     return judged.summary + (f"\n\n**What to try.** {judged.advice}" if judged.advice else "")
 
 
+def _torch_native(spec: RNNSpec) -> str:
+    """The lines that load torch.safetensors into torch's own modules, and the state layout."""
+    if spec.cell not in TORCH_CELLS:
+        return ""
+    module = "LSTM" if spec.is_lstm else "GRU"
+    i, hidden, layers, out = spec.input_size, spec.hidden_size, spec.num_layers, spec.output_size
+    state = (
+        "`(h, c)`, each [{layers}, batch, {hidden}]: the zoo's state [{layers}, batch, {s}]"
+        " is `[h; c]` on the last axis"
+        if spec.is_lstm
+        else "`h` [{layers}, batch, {hidden}], the zoo's state as it is"
+    ).format(layers=layers, hidden=hidden, s=spec.state_size)
+    double = (
+        " Each double layer is one torch layer whose recurrent weights are block-diagonal (the two halves"
+        " stay independent as long as the off-diagonal blocks stay zero)."
+        if spec.double
+        else ""
+    )
+    return f"""
+
+### PyTorch's own modules (`torch.safetensors`)
+
+```python
+import torch
+from safetensors.torch import load_file
+
+rnn = torch.nn.{module}({i}, {hidden}, num_layers={layers}, batch_first=True)
+readout = torch.nn.Linear({hidden}, {out})
+tensors = load_file("torch.safetensors")
+rnn.load_state_dict({{k: v for k, v in tensors.items() if not k.startswith("readout.")}})
+readout.load_state_dict({{k.removeprefix("readout."): v for k, v in tensors.items() if k.startswith("readout.")}})
+outputs, state = rnn(torch.randn(1, 50, {i}))
+y = readout(outputs)  # [1, 50, {out}]
+```
+
+The state torch's {module} takes and returns is {state}.{double}"""
+
+
 def _usage(version: VersionRow, spec: RNNSpec) -> str:
     i, layers, s = spec.input_size, spec.num_layers, spec.state_size
     files = f"/v1/models/{version.model.name}/versions/{version.number}/files"
+    layout = "`[h; c]`" if spec.is_lstm else "`h`"
+    if spec.double:
+        layout += " (double layers: the halves side by side, h = [h1; h2], c = [c1; c2])"
     return f"""Download the files into one directory, e.g.
-`curl -fO http://HOST{files}/weights.safetensors` (also `state_dict.pt`, `model.onnx`, `cell.onnx`);
-every download's ETag is its sha256.
+`curl -fO http://HOST{files}/weights.safetensors` (also `modeling.py`, `state_dict.pt`, `model.onnx`,
+`cell.onnx`, and `hf.zip`, this version as a Hugging Face Hub folder); every download's ETag is its sha256.
+
+### Plain PyTorch (`modeling.py`, no warmzoo needed)
+
+`modeling.py` imports only torch and safetensors:
+
+```python
+import torch
+from modeling import load
+
+network = load("weights.safetensors")  # the spec is read from the file's metadata
+x = torch.randn(1, 50, {i})  # [batch, time, input_size]
+y, state = network(x)  # y [1, 50, {spec.output_size}], state [{layers}, 1, {s}]
+```
+
+Each layer's state is {layout}.
+`safetensors.torch.load_file("weights.safetensors")` or `torch.load("state_dict.pt", weights_only=True)`
+give the tensors by name.{_torch_native(spec)}
 
 ### PyTorch (with the `warmzoo` package)
 
@@ -110,13 +169,9 @@ import torch
 from warmzoo.models.weights import network_from_weights
 
 with open("weights.safetensors", "rb") as f:
-    network = network_from_weights(f.read())  # the spec is read from the file's metadata
-x = torch.randn(1, 50, {i})  # [batch, time, input_size]
-y, state = network(x)  # y [1, 50, {spec.output_size}], state [{layers}, 1, {s}]
+    network = network_from_weights(f.read())
+y, state = network(torch.randn(1, 50, {i}))
 ```
-
-Without `warmzoo`, `safetensors.torch.load_file("weights.safetensors")` or
-`torch.load("state_dict.pt", weights_only=True)` give the tensors by name.
 
 ### ONNX Runtime
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, contains_eager, joinedload
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.weights import WeightsError, metadata_spec, network_from_weights, read_safetensors, weights_bytes
 from warmzoo.service.core.errors import Reason, WarmzooError, validation_error
-from warmzoo.service.registry.artifacts import FILE_KINDS, FileKind
+from warmzoo.service.registry.artifacts import FILE_KINDS, FileKind, Source
 from warmzoo.service.registry.blobs import Blob, BlobStore
 from warmzoo.service.registry.card import render_card
 from warmzoo.service.registry.tables import AliasRow, FileRow, ModelRow, TagRow, VersionRow, utcnow
@@ -489,6 +489,15 @@ class Registry:
                 field="file",
                 code="file_not_found",
             )
+        spec = RNNSpec.model_validate(version.spec)
+        if not kind.exists_for(spec):
+            raise WarmzooError(
+                Reason.NOT_FOUND,
+                f"file: {name} exists only for {', '.join(kind.cells or ())} networks, and this one is {spec.cell};"
+                " download modeling.py (plain PyTorch) or weights.safetensors instead",
+                field="file",
+                code="file_not_found",
+            )
         existing = self._stored_file(version, name)
         if existing is not None:
             return existing
@@ -505,7 +514,7 @@ class Registry:
     def _produce_file(self, version: VersionRow, kind: FileKind) -> FileRow:
         if kind.produce is None:  # stored at publish time: its absence is a broken store, not a request error
             raise RuntimeError(f"version {version.id} lacks its stored file {kind.name}")
-        data, details = kind.derive(version.sha256, lambda: network_from_weights(self.read(version.sha256)))
+        data, details = kind.derive(Source(version, lambda: self.read(version.sha256)))
         row = self._add_file(version, kind.name, self.blobs.put_bytes(data), details)
         try:
             self.session.commit()

@@ -27,6 +27,7 @@ import onnxruntime as ort
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.core.gc_pauses import freeze_long_lived
+from warmzoo.service.security.budgets import check_inference
 from warmzoo.service.serving.oip import (
     InferenceRequest,
     InferenceResponse,
@@ -110,10 +111,12 @@ class InferenceService:
         intra_op_threads: int = 1,
         sequence_store: SequenceStore | None = None,
         max_batch_time: int = 100_000,
+        max_inference_bytes: int = 64 * 2**20,
     ) -> None:
-        """`intra_op_threads` 0 lets ONNX Runtime choose; `max_batch_time` bounds batch x time of one request."""
-        if session_cache_size < 1 or max_batch_time < 1:
-            raise ValueError("session_cache_size and max_batch_time must be >= 1")
+        """`intra_op_threads` 0 lets ONNX Runtime choose; `max_batch_time` bounds batch x time of one
+        request and `max_inference_bytes` the bytes of its tensors (security.budgets.inference_bytes)."""
+        if session_cache_size < 1 or max_batch_time < 1 or max_inference_bytes < 1:
+            raise ValueError("session_cache_size, max_batch_time and max_inference_bytes must be >= 1")
         self._resolve = resolve
         self._cache_size = session_cache_size
         self._sessions: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
@@ -123,6 +126,7 @@ class InferenceService:
         self._options.log_severity_level = 3  # the overridable `state` initializer is by design, not a warning
         self.sequences = sequence_store if sequence_store is not None else MemorySequenceStore()
         self.max_batch_time = max_batch_time
+        self.max_inference_bytes = max_inference_bytes
         # Requests of one sequence must not interleave (each reads the state the previous wrote):
         # striped locks serialise them within this process without per-sequence bookkeeping.
         self._sequence_locks = [threading.Lock() for _ in range(64)]
@@ -168,16 +172,18 @@ class InferenceService:
         work = multiply_adds(loaded.served.spec, shape[0], shape[1])
         return 0 <= work <= (ALONE_MULTIPLY_ADDS if alone else QUICK_MULTIPLY_ADDS)
 
-    def infer(self, name: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
-        """Run one request; inside a sequence, start from and leave behind the sequence's state."""
+    def infer(self, name: str, version: str | None, request: InferenceRequest, owner: str = "") -> InferenceResponse:
+        """Run one request; inside a sequence, start from and leave behind the sequence's state.
+        A sequence belongs to the `owner` who started it (an API key, or a client address): to
+        anyone else it does not exist, and each owner's open sequences are bounded."""
         sequence = _sequence_parameters(request.parameters)
         if sequence.id is None:
             served = self._resolve(name, version)
             return _respond(served, request, *self._compute(served, request, sequence, None))
 
-        key = json.dumps([name, sequence.id])  # per model, and 42 and "42" stay distinct
+        key = json.dumps([owner, name, sequence.id])  # per owner and model, and 42 and "42" stay distinct
         try:
-            return self._infer_in_sequence(name, version, request, sequence, key)
+            return self._infer_in_sequence(name, version, request, sequence, key, owner)
         except SequenceStoreUnavailable as exc:
             raise WarmzooError(
                 Reason.UNAVAILABLE,
@@ -188,7 +194,7 @@ class InferenceService:
             ) from None
 
     def _infer_in_sequence(
-        self, name: str, version: str | None, request: InferenceRequest, sequence: _Sequence, key: str
+        self, name: str, version: str | None, request: InferenceRequest, sequence: _Sequence, key: str, owner: str
     ) -> InferenceResponse:
         with self._sequence_locks[hash(key) % len(self._sequence_locks)]:
             carried = None if sequence.start else self.sequences.get(key)
@@ -206,9 +212,9 @@ class InferenceService:
             served = self._resolve(name, version)
             outputs, wanted = self._compute(served, request, sequence, carried)
             if sequence.end:
-                self.sequences.delete(key)
+                self.sequences.delete(key, owner)
             else:
-                self._keep(key, SequenceState(served.version, outputs["state"]))
+                self._keep(key, SequenceState(served.version, outputs["state"]), owner)
             return _respond(served, request, outputs, wanted)
 
     def _compute(
@@ -225,7 +231,7 @@ class InferenceService:
                 code="sequence_mismatch",
             )
         loaded = self._load(served)
-        x, state = _inputs(loaded, served, request, self.max_batch_time)
+        x, state = _inputs(loaded, served, request, self.max_batch_time, self.max_inference_bytes)
         wanted = _requested_outputs(loaded, served, request)
         if carried is not None:
             state = _carried_state(sequence.id, carried, request, x, state)
@@ -235,18 +241,29 @@ class InferenceService:
         arrays = loaded.session.run(onnx_names, {"input": x, "state": state})
         return dict(zip(loaded.outputs, arrays, strict=True)), wanted
 
-    def _keep(self, key: str, value: SequenceState) -> None:
+    def _keep(self, key: str, value: SequenceState, owner: str) -> None:
         try:
-            self.sequences.put(key, value)
+            self.sequences.put(key, value, owner)
         except SequenceStoreFull as full:
+            limit = full.limit
+            reason, code, held, setting = {
+                "server": (Reason.UNAVAILABLE, "too_many_sequences", f"the server holds its limit of {limit}", "max_sequences"),
+                "owner": (Reason.TOO_MANY, "too_many_sequences", f"you hold your limit of {limit}", "max_sequences_per_owner"),
+                "owner_bytes": (
+                    Reason.TOO_MANY,
+                    "sequence_bytes_exceeded",
+                    f"this state of {value.state.nbytes} bytes would take you past {limit} bytes of state in",
+                    "max_sequence_bytes_per_owner",
+                ),
+            }[full.scope]
+            idle = self.sequences.idle_timeout_s
             raise WarmzooError(
-                Reason.UNAVAILABLE,
-                f"the server already holds its limit of {full.limit} open sequences; end finished ones "
-                f"with parameters.sequence_end = true, or retry once idle ones expire after "
-                f"{self.sequences.idle_timeout_s:g} s "
-                "(settings WARMZOO_MAX_SEQUENCES, WARMZOO_SEQUENCE_IDLE_TIMEOUT_S)",
+                reason,
+                f"{held} open sequences; end finished ones with parameters.sequence_end = true, or retry once idle "
+                f"ones expire after {idle:g} s (settings WARMZOO_{setting.upper()}, WARMZOO_SEQUENCE_IDLE_TIMEOUT_S)",
                 field="parameters.sequence_start",
-                code="too_many_sequences",
+                code=code,
+                retry_after_s=None if full.scope == "server" else max(1, round(idle)),
             ) from None
 
     # -- sessions --------------------------------------------------------------------------
@@ -335,7 +352,7 @@ def _sequence_parameters(parameters: Parameters | None) -> _Sequence:
 
 
 def _inputs(
-    loaded: _Loaded, served: ServedModel, request: InferenceRequest, max_batch_time: int
+    loaded: _Loaded, served: ServedModel, request: InferenceRequest, max_batch_time: int, max_bytes: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The checked `input` [B, T, I] and, if sent, `state` [L, B, S] of a request."""
     by_name: dict[str, tuple[int, RequestInput]] = {}
@@ -385,6 +402,7 @@ def _inputs(
             field=f"inputs[{i}].shape",
             code="invalid_input",
         )
+    check_inference(spec, batch, time_steps, max_bytes, field=f"inputs[{i}].shape")
     x = _array(i, tensor)
 
     if "state" not in by_name:

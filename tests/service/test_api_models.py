@@ -23,7 +23,10 @@ from warmzoo.service.api.routes import models as models_routes
 from warmzoo.service.core.config import Settings
 
 Upload = Callable[..., Response]
-FILES = ["weights.safetensors", "state_dict.pt", "model.onnx", "cell.onnx", "README.md"]
+FILES = [
+    "weights.safetensors", "state_dict.pt", "model.onnx", "cell.onnx", "torch.safetensors", "modeling.py", "hf.zip",
+    "README.md",
+]  # fmt: skip
 
 
 def assert_error(response: Response, status: int, field: str | None, *words: str) -> dict:
@@ -283,8 +286,9 @@ def test_model_card_snippets_run(
         (tmp_path / name).write_bytes(client.get(f"/v1/models/card/versions/1/files/{name}").content)
     card = (tmp_path / "README.md").read_text()
     snippets = re.findall(r"```python\n(.*?)```", card, flags=re.S)
-    assert len(snippets) == 3
+    assert len(snippets) == 5  # modeling.py, torch's LSTM, warmzoo, ONNX whole sequences, ONNX one step
     monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # `from modeling import load`, as a script beside it would
     for i, code in enumerate(snippets):
         script = tmp_path / f"snippet{i}.py"
         script.write_text(code)

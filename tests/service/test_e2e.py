@@ -177,7 +177,10 @@ def test_warmup_events_version_and_every_file(server: Server) -> None:
     version = http.get("/v1/models/e2e-gru/versions/1").json()
     assert len(version["metrics"]["vaa_star_history"]) == 3 and version["metrics"]["vaa_steps"] == 50
     names = [f["name"] for f in version["files"]]
-    assert names == ["weights.safetensors", "state_dict.pt", "model.onnx", "cell.onnx", "README.md"]
+    assert names == [
+        "weights.safetensors", "state_dict.pt", "model.onnx", "cell.onnx", "torch.safetensors", "modeling.py", "hf.zip",
+        "README.md",
+    ]  # fmt: skip
     for name in names:
         download = http.get(f"/v1/models/e2e-gru/versions/1/files/{name}", timeout=120)
         assert download.status_code == 200, (name, download.text)

@@ -22,6 +22,7 @@ from warmzoo.service.api.errors import install_error_handlers
 from warmzoo.service.api.metrics import Telemetry, TelemetryMiddleware
 from warmzoo.service.api.routes import inference as inference_routes
 from warmzoo.service.api.routes.inference import health, router
+from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.serving.dataplane import (
     ALONE_MULTIPLY_ADDS,
@@ -109,6 +110,7 @@ def client(service: InferenceService) -> TestClient:
     app.include_router(router)
     app.include_router(health)
     app.state.inference = service
+    app.state.settings = Settings(auth="off")  # the routes' callers (a quota's owner) are client addresses
     app.state.telemetry = Telemetry()
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # counts requests in flight
     return TestClient(app)
@@ -194,10 +196,10 @@ def test_requests_go_to_a_thread_unless_small_or_alone(
     monkeypatch.setattr(service, "max_batch_time", 100_000)  # room for a request of more than quick work
 
     async def in_thread(
-        call: Callable[..., InferenceResponse], name: str, version: str | None, body: InferenceRequest
+        call: Callable[..., InferenceResponse], name: str, version: str | None, body: InferenceRequest, owner: str
     ) -> InferenceResponse:
         handed_off.append((name, version))
-        return call(name, version, body)
+        return call(name, version, body, owner)
 
     monkeypatch.setattr(inference_routes, "run_in_threadpool", in_thread)
     x = random_input(SPECS["gru"], 1, 4)
@@ -507,7 +509,7 @@ def test_concurrent_requests_of_one_sequence_do_not_lose_steps(service: Inferenc
     service.infer("brc", None, start)
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda _: service.infer("brc", None, request), range(15)))
-    final = service.sequences.get(json.dumps(["brc", 1]))
+    final = service.sequences.get(json.dumps(["", "brc", 1]))  # the owner of direct calls is ""
     whole = service.infer("brc", None, InferenceRequest(inputs=[RequestInput(**tensor(np.tile(chunk, (1, 16, 1))))]))
     assert final is not None
     np.testing.assert_allclose(final.state, np.asarray(whole.outputs[1].data).reshape(final.state.shape), atol=ATOL)

@@ -107,3 +107,25 @@ def test_open_sequence_store_follows_the_settings(redis_prefix: tuple[str, str])
     store.close()
     with pytest.raises(redis.ConnectionError):
         open_sequence_store(Settings(sequence_store="redis", redis_url="redis://127.0.0.1:1/0"))
+
+
+def test_each_owner_is_bounded_across_replicas(redis_prefix: tuple[str, str]) -> None:
+    store = make_store(redis_prefix, idle_timeout_s=1.0, max_sequences=5, max_per_owner=2, max_bytes_per_owner=24)
+    other_replica = make_store(redis_prefix, idle_timeout_s=1.0, max_sequences=5, max_per_owner=2, max_bytes_per_owner=24)
+    small = state(shape=(1, 1, 2))  # 8 bytes
+    store.put("a1", small, owner="a")
+    other_replica.put("a2", small, owner="a")
+    with pytest.raises(SequenceStoreFull) as full:
+        store.put("a3", small, owner="a")
+    assert (full.value.limit, full.value.scope) == (2, "owner")
+    other_replica.put("b1", small, owner="b")
+    store.put("a2", state(shape=(1, 2, 2)), owner="a")  # replacing 8 by 16 bytes: 24 in all fit
+    with pytest.raises(SequenceStoreFull) as full:
+        other_replica.put("b2", state(shape=(1, 2, 4)), owner="b")  # 8 + 32 bytes
+    assert (full.value.limit, full.value.scope) == (24, "owner_bytes") and store.get("b2") is None
+    store.delete("a1", owner="a")
+    other_replica.put("a3", small, owner="a")  # the deleted one made room
+    time.sleep(1.1)  # all expire: the owners' budgets are free again
+    store.put("a4", small, owner="a")
+    store.put("a5", state(shape=(1, 1, 4)), owner="a")
+    assert len(store) == 2

@@ -132,7 +132,7 @@ FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 def download_file(
     name: NamePath,
     version: VersionPath,
-    file: Annotated[str, Path(description="weights.safetensors, state_dict.pt, model.onnx, cell.onnx or README.md")],
+    file: Annotated[str, Path(description="A file name of the version's `files` list, e.g. weights.safetensors or hf.zip.")],
     request: Request,
     registry: RegistryDep,
 ) -> Response:

@@ -1,0 +1,506 @@
+"""The peers race: one model.onnx served by warmzoo, KServe's model server and MLServer, one load client for all.
+
+    python -m bench.peers [--seconds 10] [--concurrency 1 8 32] [--protocols http grpc] [--models gru brc]
+    python -m bench.peers --quick          # 2 s a cell, the GRU only: a smoke run of the whole race
+
+Publishes a GRU and a BRC (2 layers x 256, input and output size 1) to a fresh `warmzoo serve`,
+downloads the model.onnx it exported for each, and serves those same files with KServe's Python
+model server (a `kserve.Model` around an ONNX Runtime session: bench/peers_runtimes/kserve_onnx.py)
+and MLServer (a custom runtime around the same session, adaptive batching on:
+bench/peers_runtimes/mlserver_onnx.py). Every session gets the same intra-op threads (--onnx-threads)
+and OMP_NUM_THREADS=1. The peers live in their own venvs, .venv-peers (bench/peers-requirements.txt)
+and .venv-peers-mlserver (bench/peers-requirements-mlserver.txt), which this script creates on first
+use from PyPI: their pins conflict with ours.
+
+Every server answers the same request: `input` FP32 [1, 100, 1] asking for `output` alone, over v2
+REST with a JSON body, and over v2 gRPC (`inference.GRPCInferenceService/ModelInfer`, the input
+as `raw_input_contents`). Before the race each answer is checked against ONNX Runtime run here on
+the same file. The load client is ours for all: `--concurrency` closed loops (each sends its next
+request when the last is answered) on one aiohttp session or one grpc.aio channel, in
+--client-processes processes, each body encoded once. Cells run one after the other, every
+server in turn for the same model, protocol and concurrency, so that noise from the shared machine
+hits them alike. A cell warms up for --warmup seconds, then counts requests started within
+--seconds. Its row gives requests/s, p50 and p99 latency, errors, and the client's own CPU time in
+percent of one core, so the reader can see whether the client set the pace.
+
+Also races warmzoo with its dynamic batching off (WARMZOO_BATCHING=0) against on, at the highest
+concurrency. Prints markdown tables and the targets (warmzoo at the highest concurrency >= 1.5x
+the best peer's throughput at a p99 no worse; batching on >= 3x off), met or not; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import glob
+import hashlib
+import importlib.util
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import aiohttp
+import grpc
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+from bench.server import ROOT, free_port, local_server, publish
+from warmzoo.models.spec import RNNSpec
+
+SPECS = {
+    cell: RNNSpec(cell=cell, input_size=1, hidden_size=256, num_layers=2, output_size=1) for cell in ("gru", "brc")
+}
+TIME_STEPS = 100
+RUNTIMES = ROOT / "bench" / "peers_runtimes"
+KSERVE_VENV = ROOT / ".venv-peers"
+MLSERVER_VENV = ROOT / ".venv-peers-mlserver"
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+PEER_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+BATCHING_OFF = "warmzoo, batching off"
+
+
+# -- the servers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where a server answers v2: `version` None means the model's path without a version."""
+
+    name: str
+    http: str
+    grpc: str | None
+    version: str | None
+
+    def infer_path(self, model: str) -> str:
+        return f"/v2/models/{model}" + (f"/versions/{self.version}" if self.version else "") + "/infer"
+
+
+def ensure_venv(venv: Path, requirements: Path) -> Path:
+    """`venv`'s python, the venv created from PyPI with `requirements` if missing or stale."""
+    stamp = venv / ".requirements-sha256"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    python = venv / "bin" / "python"
+    if python.exists() and stamp.exists() and stamp.read_text() == digest:
+        return python
+    print(f"building {venv.name} from {requirements.name} (once; a minute or two)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True)
+    stamp.write_text(digest)
+    return python
+
+
+@contextmanager
+def _running(name: str, command: list[str], env: dict[str, str], log_path: Path, ready: list[str]) -> Iterator[None]:
+    """`command` as a process until the block ends (SIGTERM), once every URL in `ready` answers 200."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        for url in ready:
+            while True:
+                if process.poll() is not None:
+                    sys.exit(f"{name} exited:\n{log_path.read_text()[-3000:]}")
+                try:
+                    if httpx.get(url).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    sys.exit(f"{name} was not ready within 120 s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def warmzoo(name: str, onnx_threads: int, batching: bool, files: Path | None = None) -> Iterator[Server]:
+    """`warmzoo serve` with the race's models published; with `files`, their model.onnx is saved there."""
+    env = {"WARMZOO_ONNX_THREADS": str(onnx_threads), "WARMZOO_BATCHING": "1" if batching else "0"}
+    with local_server(**env) as url:
+        for model, spec in SPECS.items():
+            publish(url, model, spec)
+            if files is not None:
+                answer = httpx.get(f"{url}/v1/models/{model}/versions/1/files/model.onnx", timeout=60)
+                answer.raise_for_status()
+                (files / model).mkdir()
+                (files / model / "model.onnx").write_bytes(answer.content)
+        yield Server(name, url, None, "1")
+
+
+@contextmanager
+def kserve(files: Path, onnx_threads: int) -> Iterator[Server]:
+    python = ensure_venv(KSERVE_VENV, ROOT / "bench" / "peers-requirements.txt")
+    http, grpc_port = free_port(), free_port()
+    command = [str(python), str(RUNTIMES / "kserve_onnx.py"), "--http_port", str(http), "--grpc_port", str(grpc_port)]
+    command += ["--onnx_threads", str(onnx_threads)]
+    for model in SPECS:
+        command += ["--onnx", f"{model}={files / model / 'model.onnx'}"]
+    url = f"http://127.0.0.1:{http}"
+    ready = [f"{url}/v2/models/{model}/ready" for model in SPECS]
+    with _running("kserve", command, PEER_ENV, files / "kserve.log", ready):
+        yield Server("kserve", url, f"127.0.0.1:{grpc_port}", None)
+
+
+@contextmanager
+def mlserver(files: Path, onnx_threads: int, max_batch_size: int, max_batch_time_s: float) -> Iterator[Server]:
+    """MLServer on a repository of one folder per model, each with its model-settings.json (adaptive batching on)."""
+    python = ensure_venv(MLSERVER_VENV, ROOT / "bench" / "peers-requirements-mlserver.txt")
+    repository = files / "mlserver"
+    http, grpc_port = free_port(), free_port()
+    for model in SPECS:
+        settings = {
+            "name": model,
+            "implementation": "mlserver_onnx.OnnxRuntime",
+            "parameters": {"uri": str(files / model / "model.onnx"), "extra": {"onnx_threads": onnx_threads}},
+            "max_batch_size": max_batch_size,
+            "max_batch_time": max_batch_time_s,
+        }
+        (repository / model).mkdir(parents=True)
+        (repository / model / "model-settings.json").write_text(json.dumps(settings))
+    env = {
+        **PEER_ENV,
+        "PYTHONPATH": str(RUNTIMES),
+        "MLSERVER_HTTP_PORT": str(http),
+        "MLSERVER_GRPC_PORT": str(grpc_port),
+        "MLSERVER_METRICS_PORT": str(free_port()),
+        "MLSERVER_DEBUG": "false",
+        # inference in the server's own process: MLServer's default of one worker process dies at start
+        # with the uvloop its pins allow (0.23: "There is no current event loop"), and on two cores a
+        # worker process adds a hop more than it frees
+        "MLSERVER_PARALLEL_WORKERS": "0",
+    }
+    command = [str(python.parent / "mlserver"), "start", str(repository)]
+    url = f"http://127.0.0.1:{http}"
+    ready = [f"{url}/v2/models/{model}/ready" for model in SPECS]
+    with _running("mlserver", command, env, files / "mlserver.log", ready):
+        yield Server("mlserver", url, f"127.0.0.1:{grpc_port}", None)
+
+
+# -- the requests --------------------------------------------------------------------------
+
+
+@functools.cache
+def _grpc_messages() -> ModuleType:
+    """The v2 gRPC messages (KServe's grpc_predict_v2, the same service as Triton's), from the KServe venv."""
+    found = glob.glob(str(KSERVE_VENV / "lib/python3*/site-packages/kserve/protocol/grpc/grpc_predict_v2_pb2.py"))
+    if not found:
+        sys.exit(f"no grpc_predict_v2_pb2.py in {KSERVE_VENV}: build it (run once without --protocols grpc)")
+    spec = importlib.util.spec_from_file_location("grpc_predict_v2_pb2", found[0])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sample(model: str) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((1, TIME_STEPS, SPECS[model].input_size)).astype(np.float32)
+
+
+def http_body(x: np.ndarray) -> bytes:
+    tensor = {"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}
+    return json.dumps({"inputs": [tensor], "outputs": [{"name": "output"}]}).encode()
+
+
+def grpc_body(x: np.ndarray, model: str, version: str | None) -> bytes:
+    pb = _grpc_messages()
+    request = pb.ModelInferRequest(model_name=model, model_version=version or "")
+    request.inputs.add(name="input", datatype="FP32", shape=list(x.shape))
+    request.outputs.add(name="output")
+    request.raw_input_contents.append(x.tobytes())
+    return request.SerializeToString()
+
+
+def _grpc_output(answer: bytes) -> np.ndarray:
+    pb = _grpc_messages()
+    response = pb.ModelInferResponse.FromString(answer)
+    (output,) = [i for i, tensor in enumerate(response.outputs) if tensor.name == "output"]
+    tensor = response.outputs[output]
+    if response.raw_output_contents:
+        data = np.frombuffer(response.raw_output_contents[output], dtype=np.float32)
+    else:
+        data = np.asarray(tensor.contents.fp32_contents, dtype=np.float32)
+    return data.reshape(list(tensor.shape))
+
+
+def check_answers(server: Server, files: Path, protocols: list[str]) -> None:
+    """Each model's `output` from `server` equals ONNX Runtime's here on the same file, or the race stops."""
+    for model in SPECS:
+        x = sample(model)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(files / model / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        (expected,) = session.run(["output"], {"input": x})
+        got = {}
+        if "http" in protocols:
+            answer = httpx.post(server.http + server.infer_path(model), content=http_body(x), headers=JSON, timeout=30)
+            if answer.status_code != 200:
+                sys.exit(f"{server.name} answers {model} over HTTP with {answer.status_code}: {answer.text[:1000]}")
+            (output,) = [o for o in answer.json()["outputs"] if o["name"] == "output"]
+            got["http"] = np.asarray(output["data"], dtype=np.float32).reshape(output["shape"])
+        if "grpc" in protocols and server.grpc is not None:
+            with grpc.insecure_channel(server.grpc) as channel:
+                call = channel.unary_unary(MODEL_INFER)
+                got["grpc"] = _grpc_output(call(grpc_body(x, model, server.version), timeout=30))
+        for protocol, array in got.items():
+            if array.shape != expected.shape or not np.allclose(array, expected, atol=1e-5):
+                sys.exit(f"{server.name} answers {model} over {protocol} unlike ONNX Runtime on the same model.onnx")
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+# -- the load client -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """One client process's share of a cell: `loops` closed loops sending `body` to `address`."""
+
+    protocol: str
+    address: str  # HTTP: the infer URL; gRPC: host:port
+    body: bytes
+    loops: int
+    warmup: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Share:
+    latencies: list[float]
+    errors: int
+    cpu: float
+    first_error: str | None
+
+
+async def _drive(load: Load) -> Share:
+    """Closed loops for warmup + seconds; latencies of the requests started in the measured window."""
+    latencies: list[float] = []
+    errors = 0
+    first_error: str | None = None
+    begin = time.perf_counter() + load.warmup
+    end = begin + load.seconds
+
+    async def loop(send: Any) -> None:
+        nonlocal errors, first_error
+        while (start := time.perf_counter()) < end:
+            try:
+                await send()
+                failure = None
+            except Exception as exc:  # the cell reports the count and the first one; the race goes on
+                failure = f"{type(exc).__name__}: {exc}"[:300]
+            if start >= begin:
+                latencies.append(time.perf_counter() - start)
+                if failure is not None:
+                    errors += 1
+                    first_error = first_error or failure
+
+    if load.protocol == "http":
+        connector = aiohttp.TCPConnector(limit=load.loops)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+
+            async def send() -> None:
+                async with http.post(load.address, data=load.body, headers=JSON) as response:
+                    await response.read()
+                    response.raise_for_status()
+
+            cpu = time.process_time()
+            await asyncio.gather(*(loop(send) for _ in range(load.loops)))
+    else:
+        async with grpc.aio.insecure_channel(load.address) as channel:
+            call = channel.unary_unary(MODEL_INFER)
+
+            async def send() -> None:
+                await call(load.body, timeout=30)
+
+            cpu = time.process_time()
+            await asyncio.gather(*(loop(send) for _ in range(load.loops)))
+    total = load.warmup + load.seconds
+    cpu = (time.process_time() - cpu) * load.seconds / total  # the measured window's share, warm-up left out
+    return Share(latencies, errors, cpu, first_error)
+
+
+def _drive_process(load: Load) -> Share:
+    return asyncio.run(_drive(load))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What one server did at one concurrency: rates and latencies in ms, the client's CPU in % of a core."""
+
+    requests: int
+    per_s: float
+    p50: float
+    p99: float
+    errors: int
+    client_cpu: float
+    first_error: str | None = None
+
+
+def summarize(shares: list[Share], seconds: float) -> Cell:
+    """One cell from its client processes' shares: requests started in `seconds`, their latencies, the CPU."""
+    latencies = np.asarray([value for share in shares for value in share.latencies]) * 1000
+    if latencies.size == 0:
+        return Cell(0, 0.0, float("nan"), float("nan"), 0, 0.0)
+    errors = sum(share.errors for share in shares)
+    cpu = sum(share.cpu for share in shares)
+    first = next((share.first_error for share in shares if share.first_error), None)
+    return Cell(
+        requests=int(latencies.size),
+        per_s=(latencies.size - errors) / seconds,
+        p50=float(np.percentile(latencies, 50)),
+        p99=float(np.percentile(latencies, 99)),
+        errors=errors,
+        client_cpu=100 * cpu / seconds,
+        first_error=first,
+    )
+
+
+def run_cell(pool: Any, processes: int, load: Load) -> Cell:
+    """`load.loops` loops spread over up to `processes` client processes of `pool`."""
+    count = min(processes, load.loops)
+    shares = [load.loops // count + (i < load.loops % count) for i in range(count)]
+    loads = [Load(load.protocol, load.address, load.body, share, load.warmup, load.seconds) for share in shares]
+    return summarize(pool.map(_drive_process, loads), load.seconds)
+
+
+# -- the race ------------------------------------------------------------------------------
+
+
+Key = tuple[str, str, int, str]  # protocol, model, concurrency, server
+
+
+def race(servers: list[Server], args: argparse.Namespace, pool: Any) -> dict[Key, Cell]:
+    cells: dict[Key, Cell] = {}
+    top = max(args.concurrency)
+    for protocol in args.protocols:
+        for model in args.models:
+            x = sample(model)
+            for clients in args.concurrency:
+                for server in servers:
+                    if server.name == BATCHING_OFF and clients != top:
+                        continue
+                    if protocol == "grpc" and server.grpc is None:
+                        continue
+                    if protocol == "http":
+                        address, body = server.http + server.infer_path(model), http_body(x)
+                    else:
+                        address, body = server.grpc, grpc_body(x, model, server.version)
+                    load = Load(protocol, address, body, clients, args.warmup, args.seconds)
+                    cell = cells[protocol, model, clients, server.name] = run_cell(pool, args.client_processes, load)
+                    print(
+                        f"  {protocol:4} {model} c={clients:<3} {server.name:22} {cell.per_s:7.0f}/s"
+                        f" p50 {cell.p50:6.1f} p99 {cell.p99:6.1f} ms  client CPU {cell.client_cpu:3.0f}%"
+                        + (f"  {cell.errors} errors, first: {cell.first_error}" if cell.errors else ""),
+                        flush=True,
+                    )
+    return cells
+
+
+def _cell_text(cell: Cell | None) -> list[str]:
+    if cell is None:
+        return ["-", "-", "-"]
+    errors = f" ({cell.errors} errors)" if cell.errors else ""
+    return [f"{cell.per_s:.0f}{errors}", f"{cell.p50:.1f} / {cell.p99:.1f}", f"{cell.client_cpu:.0f}%"]
+
+
+def report(cells: dict[Key, Cell], servers: list[Server], args: argparse.Namespace) -> None:
+    names = [server.name for server in servers if server.name != BATCHING_OFF]
+    top = max(args.concurrency)
+    for protocol in args.protocols:
+        label = "HTTP, v2 JSON" if protocol == "http" else "gRPC, v2 ModelInfer with raw_input_contents"
+        for model in args.models:
+            print(f"\n{model} 2 x 256, T = {TIME_STEPS}, batch 1 per request, {label}; req/s, p50 / p99 ms, client CPU")
+            print("| c | " + " | ".join(f"{name} req/s | p50 / p99 | client CPU" for name in names) + " |")
+            print("|---|" + "---|---|---|" * len(names))
+            for clients in args.concurrency:
+                row = [text for name in names for text in _cell_text(cells.get((protocol, model, clients, name)))]
+                print(f"| {clients} | " + " | ".join(row) + " |")
+
+    print(f"\nwarmzoo's dynamic batching off vs on, c = {top}")
+    print("| model | protocol | off req/s | off p50 / p99 | on req/s | on p50 / p99 | on / off |")
+    print("|---|---|---|---|---|---|---|")
+    for protocol in args.protocols:
+        for model in args.models:
+            off, on = cells.get((protocol, model, top, BATCHING_OFF)), cells.get((protocol, model, top, "warmzoo"))
+            if off is None or on is None:
+                continue
+            ratio = on.per_s / off.per_s if off.per_s else float("inf")
+            columns = [model, protocol, *_cell_text(off)[:2], *_cell_text(on)[:2], f"{ratio:.2f}x"]
+            print("| " + " | ".join(columns) + " |")
+
+    print(f"\ntargets at c = {top}: warmzoo >= 1.5x the best peer's req/s at a p99 no worse; batching on >= 3x off")
+    for protocol in args.protocols:
+        for model in args.models:
+            ours = cells.get((protocol, model, top, "warmzoo"))
+            peers = {n: cell for n in names if n != "warmzoo" and (cell := cells.get((protocol, model, top, n)))}
+            if ours is None or not peers:
+                continue
+            best, cell = max(peers.items(), key=lambda item: item[1].per_s)
+            ratio = ours.per_s / cell.per_s if cell.per_s else float("inf")
+            met = ratio >= 1.5 and ours.p99 <= cell.p99
+            print(
+                f"- {protocol} {model}: warmzoo {ours.per_s:.0f}/s p99 {ours.p99:.1f} ms vs {best} {cell.per_s:.0f}/s"
+                f" p99 {cell.p99:.1f} ms: {ratio:.2f}x, {'met' if met else 'NOT met'}"
+            )
+            off = cells.get((protocol, model, top, BATCHING_OFF))
+            if off is not None and off.per_s:
+                gain = ours.per_s / off.per_s
+                print(f"- {protocol} {model}: batching on / off {gain:.2f}x, {'met' if gain >= 3 else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before each cell")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--protocols", nargs="+", choices=["http", "grpc"], default=["http", "grpc"])
+    parser.add_argument("--models", nargs="+", choices=list(SPECS), default=list(SPECS))
+    parser.add_argument("--peers", nargs="+", choices=["kserve", "mlserver"], default=["kserve", "mlserver"])
+    parser.add_argument("--client-processes", type=int, default=1, help="processes the client's loops are spread over")
+    parser.add_argument("--onnx-threads", type=int, default=1, help="intra-op threads of every ONNX Runtime session")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="MLServer's adaptive batching")
+    parser.add_argument("--max-batch-time", type=float, default=0.001, help="MLServer's adaptive batching, seconds")
+    parser.add_argument("--quick", action="store_true", help="--seconds 2 --warmup 1 --models gru: a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.warmup, args.models = 2.0, 1.0, ["gru"]
+
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
+        files = Path(folder)
+        print("starting the servers", flush=True)
+        servers = [stack.enter_context(warmzoo("warmzoo", args.onnx_threads, batching=True, files=files))]
+        servers.append(stack.enter_context(warmzoo(BATCHING_OFF, args.onnx_threads, batching=False)))
+        if "kserve" in args.peers:
+            servers.append(stack.enter_context(kserve(files, args.onnx_threads)))
+        if "mlserver" in args.peers:
+            batching = (args.max_batch_size, args.max_batch_time)
+            servers.append(stack.enter_context(mlserver(files, args.onnx_threads, *batching)))
+        for server in servers:
+            check_answers(server, files, args.protocols)
+        cores = os.cpu_count()
+        print(f"racing: {args.seconds:g} s a cell after {args.warmup:g} s of warm-up, on {cores} cores", flush=True)
+        with multiprocessing.get_context("spawn").Pool(args.client_processes) as pool:
+            cells = race(servers, args, pool)
+    report(cells, servers, args)
+
+
+if __name__ == "__main__":
+    main()
