@@ -61,7 +61,7 @@ class JobOut(BaseModel):
     """A warm-up, measure or export job; poll it, or follow `/v1/jobs/{id}/events`."""
 
     id: str
-    kind: Literal["warmup", "measure", "export"]
+    kind: Literal["warmup", "measure", "export", "compare"]
     status: JobStatus
     progress: ProgressOut
     result: dict[str, Any] | None = Field(

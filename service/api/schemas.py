@@ -11,7 +11,7 @@ from warmzoo.models.outcome import SAMPLES, judge
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.registry.artifacts import FILE_KINDS
 from warmzoo.service.registry.registry import MAX_INT, Page
-from warmzoo.service.registry.tables import AliasRow, FileRow, ModelRow, VersionRow
+from warmzoo.service.registry.tables import AliasRow, ComparisonRow, FileRow, ModelRow, VersionRow
 
 T = TypeVar("T")
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL characters
@@ -42,6 +42,23 @@ class OutcomeOut(BaseModel):
     def of(cls, metrics: dict[str, Any]) -> OutcomeOut | None:
         judged = judge(metrics.get("vaa_before"), metrics.get("vaa_after"), metrics.get("vaa_samples") or SAMPLES)
         return None if judged is None else cls.model_validate(judged.as_dict())
+
+
+class ComparisonOut(BaseModel):
+    """A compare job's result: the version's weights ("warmed") and a cold initialisation trained alike."""
+
+    id: int
+    job_id: str | None
+    config: dict[str, Any] = Field(description="Task, seeds, steps, data sizes, the cold initialisation, device.")
+    result: dict[str, Any] = Field(
+        description="`runs.{warmed,cold}[i]`: each seed's `history` (step, train/val/test loss, exact VAA),"
+        " `test_loss` and `best_step`; `summary` per arm; `chance_loss`; `training` (the optimiser settings)."
+    )
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: ComparisonRow) -> ComparisonOut:
+        return cls(id=row.id, job_id=row.job_id, config=row.config, result=row.result, created_at=row.created_at)
 
 
 class FileOut(BaseModel):

@@ -70,6 +70,9 @@ class Client:
     def submit_measure(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", f"/v1/models/{name}/versions/{version}/measure", json=body)
 
+    def submit_compare(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/v1/models/{name}/versions/{version}/compare", json=body)
+
     def job(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}")
 

@@ -424,10 +424,64 @@ def _warmup_body(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-def _submit(args: argparse.Namespace) -> int:
-    """Queue a warm-up on the server and follow it with a progress bar until it ends."""
+def _follow(client: Client, job: dict[str, Any], name: str, quiet: bool) -> dict[str, Any]:
+    """Follow a job with a progress bar per phase (and its place in the queue while it waits)
+    until it ends; returns the ended job."""
     from tqdm import tqdm
 
+    with tqdm(total=job["progress"]["total"], desc=name, unit="step", disable=quiet) as bar:
+        phase = None
+        for event, data in client.follow(job["id"]):
+            if event == "queue" and data["position"] > 0:
+                bar.write(f"queued: {_standing(data)}", file=sys.stderr)
+            elif event == "progress":
+                if data.get("phase") != phase:
+                    phase = data.get("phase")
+                    bar.reset(total=data["total"])
+                    bar.set_description(f"{name} {(phase or 'queued').replace('_', ' ')}")
+                bar.total = data["total"]
+                bar.update(data["step"] - bar.n)
+                if data["vaa_star"] is not None:
+                    bar.set_postfix(vaa_star=f"{data['vaa_star']:.3f}")
+            elif event == "status":
+                job = data
+    return job
+
+
+def _failed(job: dict[str, Any]) -> bool:
+    if job["status"] == "succeeded":
+        return False
+    reason = (job["error"] or {}).get("error", "canceled")
+    print(f"job {job['id']} {job['status']}: {reason}", file=sys.stderr)
+    return True
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Train a version and a cold initialisation of its spec alike on its task, on the server."""
+    from warmzoo.service.cli.client import parse_ref
+
+    name, version = parse_ref(args.ref)
+    body = {"seeds": args.seeds, "steps": args.steps}
+    with _client(args) as client:
+        job = client.submit_compare(name, version, body)
+        print(f"job {job['id']} {job['status']}", file=sys.stderr)
+        if args.detach:
+            print(job["id"])
+            return 0
+        job = _follow(client, job, f"{name}:{job['request']['version']}", args.quiet)
+        if _failed(job):
+            return 1
+    s = job["result"]["summary"]
+    print(
+        f"{name}:{job['result']['version']}  test loss {s['warmed']['test_loss']:.4g} warmed,"
+        f" {s['cold']['test_loss']:.4g} cold (chance {s['chance_loss']:.4g});"
+        f" learned {s['warmed']['learned']}/{len(args.seeds)} warmed, {s['cold']['learned']}/{len(args.seeds)} cold"
+    )
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    """Queue a warm-up on the server and follow it with a progress bar until it ends."""
     if not args.base and not (args.cell and args.hidden_size):
         raise SystemExit("warmzoo submit: give --cell and --hidden-size, or --base NAME[:VERSION]")
     if not args.dataset and not (args.task and args.seq_length):
@@ -438,26 +492,8 @@ def _submit(args: argparse.Namespace) -> int:
         if args.detach:
             print(job["id"])
             return 0
-        name = job["request"]["name"]
-        with tqdm(total=job["progress"]["total"], desc=name, unit="step", disable=args.quiet) as bar:
-            phase = None
-            for event, data in client.follow(job["id"]):
-                if event == "queue" and data["position"] > 0:
-                    bar.write(f"queued: {_standing(data)}", file=sys.stderr)
-                elif event == "progress":
-                    if data.get("phase") != phase:
-                        phase = data.get("phase")
-                        bar.reset(total=data["total"])
-                        bar.set_description(f"{name} {(phase or 'queued').replace('_', ' ')}")
-                    bar.total = data["total"]
-                    bar.update(data["step"] - bar.n)
-                    if data["vaa_star"] is not None:
-                        bar.set_postfix(vaa_star=f"{data['vaa_star']:.3f}")
-                elif event == "status":
-                    job = data
-        if job["status"] != "succeeded":
-            reason = (job["error"] or {}).get("error", "canceled")
-            print(f"job {job['id']} {job['status']}: {reason}", file=sys.stderr)
+        job = _follow(client, job, job["request"]["name"], args.quiet)
+        if _failed(job):
             return 1
         result = job["result"]
         version = client.version(result["model"], str(result["version"]))
@@ -598,6 +634,16 @@ def _add_client_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--idempotency-key", help="a retry with the same key returns the same job")
     p.add_argument("--detach", action="store_true", help="print the job id and return at once")
     p.set_defaults(func=_reporting(_submit))
+
+    p = sub.add_parser(
+        "compare", parents=[server], help="train a version and a cold start alike on its task, on the server"
+    )
+    p.add_argument("ref", metavar="NAME[:VERSION]")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per arm and seed (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=300, help="training steps per run (default: %(default)s)")
+    p.add_argument("--detach", action="store_true", help="print the job id and return at once")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_reporting(_compare))
 
     p = sub.add_parser("jobs", parents=[server], help="the newest jobs: state, phase, queue position, estimated times")
     p.add_argument("--status", choices=("queued", "running", "succeeded", "failed", "canceled"), help="only these")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from warmzoo.models.comparison import ComparisonConfig
 from warmzoo.models.device import DeviceName
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.tasks import TASK_INPUT_SIZES, TASKS, TaskName, make_task
@@ -27,7 +28,7 @@ from warmzoo.service.registry.registry import Registry, check_name
 from warmzoo.service.security.auth import Principal, publisher
 from warmzoo.service.security.budgets import check_spec
 
-JobKind = Literal["warmup", "measure", "export"]
+JobKind = Literal["warmup", "measure", "export", "compare"]
 VAA_SAMPLES = 32  # n of the exact VAA (docs/design.md, "VAA")
 EXPORTABLE = ("model.onnx", "cell.onnx")
 
@@ -36,6 +37,7 @@ PHASES: dict[str, tuple[str, ...]] = {
     "warmup": ("measuring_before", "warming_up", "measuring_after", "exporting"),
     "measure": ("measuring",),
     "export": ("exporting",),
+    "compare": ("training_warmed", "training_cold"),
 }
 
 
@@ -279,6 +281,50 @@ def check_export(name: str, version: str, body: ExportIn, registry: Registry) ->
     row = registry.resolve(name, version)
     files = list(dict.fromkeys(body.files))
     return NewJob("export", {"model": row.model.name, "version": row.number, "files": files}, len(files))
+
+
+def check_compare(name: str, version: str, body: ComparisonConfig, registry: Registry) -> NewJob:
+    """Train the version and a cold initialisation of its spec on its task: the task must have
+    targets and the readout must fit them. The cold arm starts from the very initialisation the
+    version was warmed up from when there is one (a fresh warm-up records its seed)."""
+    row = registry.resolve(name, version)
+    data = row.data or {}
+    task = data.get("task")
+    if task is None or task == "gaussian":
+        what = "an uploaded data set" if "dataset" in data else "no task" if task is None else "task gaussian"
+        raise WarmzooError(
+            Reason.INVALID,
+            f"{row.model.name} v{row.number} was warmed up on {what}, which has no targets to train on;"
+            " compare works on versions warmed up on copy_first_input, denoising or digits",
+            field="version",
+            code="no_task_targets",
+        )
+    spec = RNNSpec.model_validate(row.spec)
+    params = {k: v for k, v in data.items() if k not in ("task", "seq_length", "num_samples")}
+    outputs = make_task(task, data["seq_length"], 2, **params).output_size
+    if outputs != spec.output_size:
+        raise WarmzooError(
+            Reason.INVALID,
+            f"{row.model.name} v{row.number} has {spec.output_size} output(s) but task {task} needs {outputs}",
+            field="version",
+            code="spec_mismatch",
+        )
+    fresh = row.base is None and row.warmup is not None and row.seed is not None
+    cold_seed = row.seed if fresh else body.seeds[0]
+    cold_init = (
+        f"the initialisation they were warmed up from (seed {cold_seed})"
+        if fresh
+        else f"a fresh initialisation of the same spec (seed {cold_seed})"
+    )
+    request = {
+        "model": row.model.name,
+        "version": row.number,
+        "task": {"task": task, "seq_length": data["seq_length"], **params},
+        **body.model_dump(mode="json"),
+        "cold_seed": cold_seed,
+        "cold_init": cold_init,
+    }
+    return NewJob("compare", request, body.steps * len(body.seeds))
 
 
 def owned_warmup(principal: Principal, session: Session, new: NewJob) -> NewJob:

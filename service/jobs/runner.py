@@ -20,6 +20,7 @@ import torch
 from sqlalchemy.orm import Session, sessionmaker
 from torch import Tensor
 
+from warmzoo.models.comparison import ComparisonConfig, compare
 from warmzoo.models.device import resolve_device
 from warmzoo.models.network import Network, build_network
 from warmzoo.models.outcome import judge
@@ -51,6 +52,8 @@ class JobContext(Protocol):
     def should_stop(self) -> bool:
         """True once the job must end early: canceled, its worker shutting down, or its lease lost."""
         ...
+
+    job_id: str
 
     def succeed(self, session: Session, result: dict[str, Any]) -> None:
         """Record success in `session`'s open transaction (the caller commits); raises when the
@@ -237,10 +240,54 @@ def run_export(request: Request, ctx: JobContext) -> None:
         session.commit()
 
 
+STOP_CHECK_EVERY = 25  # training steps between two looks at the cancel flag (a database read)
+
+
+def run_compare(request: Request, ctx: JobContext) -> None:
+    """Train the version's weights and a cold initialisation alike (models.comparison) and store
+    both learning curves on the version: the comparison and the job's success commit together."""
+    device = _device("auto")
+    with ctx.sessions() as session:
+        stored = Registry(session, ctx.blobs).resolve(request["model"], request["version"])
+        spec, weights = RNNSpec.model_validate(stored.spec), Registry(session, ctx.blobs).read(stored.sha256)
+    config = ComparisonConfig.model_validate({k: request[k] for k in ComparisonConfig.model_fields})
+    make = {
+        "warmed": lambda: network_from_weights(weights, spec).to(device),
+        "cold": lambda: build_network(spec, seed=request["cold_seed"]).to(device),
+    }
+    arm_now = None
+
+    def progress(arm: str, done: int, total: int) -> None:
+        nonlocal arm_now
+        if arm != arm_now:
+            arm_now = arm
+            ctx.phase(f"training_{arm}", total)
+        ctx.progress(done, total)
+        if done % STOP_CHECK_EVERY == 0:
+            _stop_if_asked(ctx)
+
+    result = compare(make, request["task"], config, progress)
+    summary = {"chance_loss": result["chance_loss"], **result["summary"]}
+    keep = ("task", "seeds", "steps", "evaluations", "num_train", "num_test", "cold_seed", "cold_init")
+    with ctx.sessions() as session:
+        registry = Registry(session, ctx.blobs)
+        registry.add_comparison(
+            registry.resolve(request["model"], request["version"]),
+            config={k: request[k] for k in keep} | {"device": str(device)},
+            result=result,
+            job_id=ctx.job_id,
+            in_transaction=lambda row: ctx.succeed(
+                session,
+                {"model": request["model"], "version": request["version"], "comparison": row.id, "summary": summary},
+            ),
+        )
+
+
 RUNNERS: dict[str, Callable[[Request, JobContext], None]] = {
     "warmup": run_warmup,
     "measure": run_measure,
     "export": run_export,
+    "compare": run_compare,
 }
 
 

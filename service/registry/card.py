@@ -135,6 +135,24 @@ y = readout(outputs)  # [1, 50, {out}]
 The state torch's {module} takes and returns is {state}.{double}"""
 
 
+def _comparison(version: VersionRow) -> str | None:
+    """The newest compare job's figures: does this warm start learn better than a cold one?"""
+    if not version.comparisons:
+        return None
+    config, result = version.comparisons[-1].config, version.comparisons[-1].result
+    warmed, cold = result["summary"]["warmed"], result["summary"]["cold"]
+    runs, task = len(config["seeds"]), config["task"]
+    return (
+        f"These weights and {config['cold_init']} were trained alike on `{task['task']}` (T = {task['seq_length']}):"
+        f" {config['steps']} steps of Adam (learning rate {result['training']['learning_rate']}, batches of"
+        f" {result['training']['batch_size']}) per run, seeds {config['seeds']}, the same batches for both, the"
+        f" best-validation weights kept. Test loss (mean over seeds): **{_number(warmed['test_loss'])} warmed**,"
+        f" {_number(cold['test_loss'])} cold, chance {_number(result['chance_loss'])}; runs that learned (test loss"
+        f" below {result['learned_fraction']} x chance): {warmed['learned']}/{runs} warmed, {cold['learned']}/{runs}"
+        f" cold. Every learning curve: `GET /v1/models/{version.model.name}/versions/{version.number}/comparisons`."
+    )
+
+
 def _usage(version: VersionRow, spec: RNNSpec) -> str:
     i, layers, s = spec.input_size, spec.num_layers, spec.state_size
     files = f"/v1/models/{version.model.name}/versions/{version.number}/files"
@@ -221,6 +239,7 @@ def render_card(version: VersionRow) -> str:
         _numbers(version),
         VAA_EXPLAINED,
         *(["## Outcome", outcome] if (outcome := _outcome(version)) else []),
+        *(["## Warmed versus cold", compared] if (compared := _comparison(version)) else []),
         "## Spec",
         _json_block(spec.model_dump(mode="json")),
         "## Warm-up",

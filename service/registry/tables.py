@@ -113,6 +113,7 @@ class VersionRow(Base):
     model: Mapped[ModelRow] = relationship(back_populates="versions", foreign_keys=[model_id])
     base: Mapped[VersionRow | None] = relationship(remote_side=[id])
     files: Mapped[list[FileRow]] = relationship(back_populates="version", order_by="FileRow.name")
+    comparisons: Mapped[list[ComparisonRow]] = relationship(back_populates="version", order_by="ComparisonRow.id")
 
 
 @event.listens_for(VersionRow, "before_update")
@@ -170,6 +171,22 @@ class FileRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     version: Mapped[VersionRow] = relationship(back_populates="files")
+
+
+class ComparisonRow(Base):
+    """A version's weights and a cold initialisation of its spec trained alike on its task (a
+    compare job's result: `config` as run, `result` every learning curve and test loss)."""
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    config: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    version: Mapped[VersionRow] = relationship(back_populates="comparisons")
 
 
 class JobRow(Base):

@@ -17,7 +17,16 @@ from warmzoo.service.api.job_schemas import JobOut, JobStatus, QueueOut
 from warmzoo.service.api.schemas import PageOut
 from warmzoo.service.jobs import lifecycle
 from warmzoo.service.core.config import Settings
-from warmzoo.service.jobs.requests import ExportIn, JobKind, MeasureIn, NewJob, check_export, check_measure
+from warmzoo.models.comparison import ComparisonConfig
+from warmzoo.service.jobs.requests import (
+    ExportIn,
+    JobKind,
+    MeasureIn,
+    NewJob,
+    check_compare,
+    check_export,
+    check_measure,
+)
 from warmzoo.service.security.auth import Principal
 
 router = APIRouter(tags=["jobs"])
@@ -162,4 +171,23 @@ def export_version(
 ) -> JobOut:
     """Queue an export job: produce model.onnx and cell.onnx (checked against PyTorch) ahead of downloads."""
     new = check_export(name, version, body or ExportIn(), registry)
+    return accepted(registry.session, new, settings, idempotency_key, who, response)
+
+
+@router.post("/models/{name}/versions/{version}/compare", status_code=202, responses=JOB_CREATED, tags=["models"])
+def compare_version(
+    name: NamePath,
+    version: VersionPath,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    who: WriterDep,
+    response: Response,
+    idempotency_key: KeyHeader = None,
+    body: ComparisonConfig | None = None,
+) -> JobOut:
+    """Queue a compare job: train the version's weights and a cold initialisation of its spec alike
+    (same seeds, batches and budget) on its task; both learning curves and test losses are stored
+    on the version (`GET .../comparisons`) and quoted by its card. The default budget takes a
+    minute or two on a CPU."""
+    new = check_compare(name, version, body or ComparisonConfig(), registry)
     return accepted(registry.session, new, settings, idempotency_key, who, response)
