@@ -29,7 +29,11 @@ MAX_STEPS = 5000
 class ComparisonConfig(BaseModel):
     """The budget of a comparison; the defaults finish in a minute or two on a CPU for 2 x 64 cells."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"seeds": [0], "steps": 300}, {"seeds": [0, 1, 2], "steps": 1000}]},
+    )
 
     seeds: list[int] = Field(
         default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS, description="One run per arm and seed."
