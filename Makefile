@@ -34,8 +34,8 @@ test: $(STAMP) browser  ## the layering contracts, then the whole suite (what CI
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP) browser  ## skip the minutes-long science checks
-	$(BIN)/python -m pytest -m "not slow"
+test-fast: $(STAMP)  ## unit tests only: no science runs, servers, browser, Ray, PostgreSQL, Redis, S3 or fuzzing
+	$(BIN)/python -m pytest -m "not (slow or e2e or ui or ray or postgres or redis or s3 or fuzz)"
 
 bench: $(STAMP)  ## benchmarks: print ratios measured side by side
 	$(BIN)/python bench/warmup_speed.py

@@ -19,13 +19,16 @@ the same file. The load client is ours for all: `--concurrency` closed loops (ea
 request when the last is answered) on one aiohttp session or one grpc.aio channel, in
 --client-processes processes, each body encoded once. Cells run one after the other, every
 server in turn for the same model, protocol and concurrency, so that noise from the shared machine
-hits them alike. A cell warms up for --warmup seconds, then counts requests started within
---seconds. Its row gives requests/s, p50 and p99 latency, errors, and the client's own CPU time in
+hits them alike; with --rounds N the whole sequence runs N times and a table gives each cell's
+median round (by throughput). A cell warms up for --warmup seconds, then counts requests started
+within --seconds. Its row gives requests/s, p50 and p99 latency, errors, and the client's own CPU time in
 percent of one core, so the reader can see whether the client set the pace.
 
 Also races warmzoo with its dynamic batching off (WARMZOO_BATCHING=0) against on, at the highest
-concurrency. Prints markdown tables and the targets (warmzoo at the highest concurrency >= 1.5x
-the best peer's throughput at a p99 no worse; batching on >= 3x off), met or not; asserts nothing.
+concurrency, and times ONNX Runtime alone on each model.onnx at batch 1 and at that concurrency:
+CPU per sequence, whose ratio bounds what any server's batching can gain. Prints markdown tables
+and the targets (warmzoo at the highest concurrency >= 1.5x the best peer's throughput at a p99 no
+worse; batching on >= 3x off), met or not; asserts nothing.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from bench.server import ROOT, free_port, local_server, publish
+from bench.server import local_server, publish
+from tests.helpers.server import ROOT, free_port
 from warmzoo.models.spec import RNNSpec
 
 SPECS = {
@@ -240,14 +244,37 @@ def _grpc_output(answer: bytes) -> np.ndarray:
     return data.reshape(list(tensor.shape))
 
 
+def _session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def batching_ceiling(files: Path, models: list[str], threads: int, batch: int) -> dict[str, tuple[float, float]]:
+    """ONNX Runtime's CPU ms per sequence at batch 1 and at `batch`, median of runs here on the model.onnx:
+    the most any server's batching can gain is their ratio (it saves no per-request protocol work)."""
+    found = {}
+    for model in models:
+        session = _session(files / model / "model.onnx", threads)
+        per_sequence = []
+        for size in (1, batch):
+            x = np.repeat(sample(model), size, axis=0)
+            times = []
+            for _ in range(max(7, 128 // size)):
+                start = time.process_time()
+                session.run(["output"], {"input": x})
+                times.append((time.process_time() - start) * 1000 / size)
+            per_sequence.append(float(np.median(times)))
+        found[model] = (per_sequence[0], per_sequence[1])
+    return found
+
+
 def check_answers(server: Server, files: Path, protocols: list[str]) -> None:
     """Each model's `output` from `server` equals ONNX Runtime's here on the same file, or the race stops."""
     for model in SPECS:
         x = sample(model)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(files / model / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        (expected,) = session.run(["output"], {"input": x})
+        (expected,) = _session(files / model / "model.onnx").run(["output"], {"input": x})
         got = {}
         if "http" in protocols:
             answer = httpx.post(server.http + server.infer_path(model), content=http_body(x), headers=JSON, timeout=30)
@@ -388,6 +415,16 @@ Key = tuple[str, str, int, str]  # protocol, model, concurrency, server
 
 
 def race(servers: list[Server], args: argparse.Namespace, pool: Any) -> dict[Key, Cell]:
+    """Every cell `args.rounds` times, all of a round's cells before the next round; each cell's median round."""
+    rounds: dict[Key, list[Cell]] = {}
+    for number in range(args.rounds):
+        print(f"round {number + 1} of {args.rounds}", flush=True)
+        for key, cell in race_round(servers, args, pool).items():
+            rounds.setdefault(key, []).append(cell)
+    return {key: sorted(found, key=lambda cell: cell.per_s)[len(found) // 2] for key, found in rounds.items()}
+
+
+def race_round(servers: list[Server], args: argparse.Namespace, pool: Any) -> dict[Key, Cell]:
     cells: dict[Key, Cell] = {}
     top = max(args.concurrency)
     for protocol in args.protocols:
@@ -421,7 +458,9 @@ def _cell_text(cell: Cell | None) -> list[str]:
     return [f"{cell.per_s:.0f}{errors}", f"{cell.p50:.1f} / {cell.p99:.1f}", f"{cell.client_cpu:.0f}%"]
 
 
-def report(cells: dict[Key, Cell], servers: list[Server], args: argparse.Namespace) -> None:
+def report(
+    cells: dict[Key, Cell], servers: list[Server], args: argparse.Namespace, ceiling: dict[str, tuple[float, float]]
+) -> None:
     names = [server.name for server in servers if server.name != BATCHING_OFF]
     top = max(args.concurrency)
     for protocol in args.protocols:
@@ -433,6 +472,11 @@ def report(cells: dict[Key, Cell], servers: list[Server], args: argparse.Namespa
             for clients in args.concurrency:
                 row = [text for name in names for text in _cell_text(cells.get((protocol, model, clients, name)))]
                 print(f"| {clients} | " + " | ".join(row) + " |")
+
+    threads = f"{args.onnx_threads} intra-op thread(s)"
+    print(f"\nONNX Runtime alone here, CPU ms per sequence ({threads}): the bound on what batching gains")
+    for model, (single, batched) in ceiling.items():
+        print(f"- {model}: batch 1 {single:.2f}, batch {top} {batched:.2f}: at most {single / batched:.2f}x")
 
     print(f"\nwarmzoo's dynamic batching off vs on, c = {top}")
     print("| model | protocol | off req/s | off p50 / p99 | on req/s | on p50 / p99 | on / off |")
@@ -469,12 +513,13 @@ def report(cells: dict[Key, Cell], servers: list[Server], args: argparse.Namespa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10, help="measured seconds per cell")
+    parser.add_argument("--rounds", type=int, default=1, help="races of every cell; the tables give each one's median")
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before each cell")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--protocols", nargs="+", choices=["http", "grpc"], default=["http", "grpc"])
     parser.add_argument("--models", nargs="+", choices=list(SPECS), default=list(SPECS))
     parser.add_argument("--peers", nargs="+", choices=["kserve", "mlserver"], default=["kserve", "mlserver"])
-    parser.add_argument("--client-processes", type=int, default=1, help="processes the client's loops are spread over")
+    parser.add_argument("--client-processes", type=int, default=2, help="processes the client's loops are spread over")
     parser.add_argument("--onnx-threads", type=int, default=1, help="intra-op threads of every ONNX Runtime session")
     parser.add_argument("--max-batch-size", type=int, default=32, help="MLServer's adaptive batching")
     parser.add_argument("--max-batch-time", type=float, default=0.001, help="MLServer's adaptive batching, seconds")
@@ -495,11 +540,12 @@ def main() -> None:
             servers.append(stack.enter_context(mlserver(files, args.onnx_threads, *batching)))
         for server in servers:
             check_answers(server, files, args.protocols)
+        ceiling = batching_ceiling(files, args.models, args.onnx_threads, max(args.concurrency))
         cores = os.cpu_count()
         print(f"racing: {args.seconds:g} s a cell after {args.warmup:g} s of warm-up, on {cores} cores", flush=True)
         with multiprocessing.get_context("spawn").Pool(args.client_processes) as pool:
             cells = race(servers, args, pool)
-    report(cells, servers, args)
+    report(cells, servers, args, ceiling)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,20 @@
 
 Kept apart from the data plane, as KServe keeps `v2_datamodels.py` apart from
 `dataplane.py`: these classes describe the wire format only; what the values mean
-(shapes, datatypes, sequences) is checked in `serving.dataplane`.
+(shapes, datatypes, sequences) is checked in `serving.dataplane`. The binary tensor data
+extension (Triton's, which tritonclient uses by default) is framed here too: a JSON header of
+`Inference-Header-Content-Length` bytes, then the raw tensors in the order of the JSON.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from warmzoo.service.core.errors import Reason, WarmzooError
 
 Parameters = dict[str, bool | int | float | str]
 """OIP `$parameters`: free key/value pairs whose values are JSON booleans, numbers or strings."""
@@ -85,8 +91,8 @@ class ResponseOutput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    parameters: Parameters | None = None
-    data: list[float]
+    parameters: Parameters | None = Field(default=None, examples=[{"binary_data_size": 12}])
+    data: list[float] | None = Field(default=None, description="Absent when the output is sent as binary data.")
 
 
 class InferenceResponse(BaseModel):
@@ -136,3 +142,79 @@ class ServerReady(BaseModel):
 class ModelReady(BaseModel):
     name: str
     ready: bool
+
+
+BINARY_HEADER = "Inference-Header-Content-Length"
+"""The HTTP header of the binary tensor data extension: the length of the JSON part of a body."""
+RawInputs = dict[int, bytes]
+"""Index of a request input -> its tensor as raw little-endian bytes (binary extension, gRPC raw contents)."""
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """What a request computed, before any encoding: each protocol encodes it its own way."""
+
+    model_name: str
+    model_version: str
+    id: str | None
+    outputs: dict[str, np.ndarray]  # the requested outputs in the requested order (all, in graph order, by default)
+
+
+def binary_inputs(request: InferenceRequest, tail: bytes) -> RawInputs:
+    """Cut the binary part of a body into the inputs that declare `parameters.binary_data_size`, in order."""
+    raw: RawInputs = {}
+    offset = 0
+    for i, tensor in enumerate(request.inputs):
+        size = (tensor.parameters or {}).get("binary_data_size")
+        if size is None:
+            continue
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise WarmzooError(
+                Reason.BAD_REQUEST,
+                f"input {tensor.name!r}: binary_data_size must be a byte count, got {size!r}",
+                field=f"inputs[{i}].parameters.binary_data_size",
+                code="invalid_input",
+            )
+        if offset + size > len(tail):
+            raise WarmzooError(
+                Reason.BAD_REQUEST,
+                f"input {tensor.name!r} declares {size} bytes of binary data at offset {offset}, but the body has "
+                f"only {len(tail)} bytes after its {BINARY_HEADER} JSON bytes",
+                field=f"inputs[{i}].parameters.binary_data_size",
+                code="invalid_input",
+            )
+        raw[i] = tail[offset : offset + size]
+        offset += size
+    if offset != len(tail):
+        raise WarmzooError(
+            Reason.BAD_REQUEST,
+            f"the body has {len(tail)} bytes of binary data after its JSON, but its inputs' binary_data_size "
+            f"add up to {offset}; set {BINARY_HEADER} to the length of the JSON part",
+            field="inputs",
+            code="invalid_input",
+        )
+    return raw
+
+
+def encode_response(result: InferenceResult, request: InferenceRequest) -> tuple[bytes, int | None]:
+    """The HTTP body of a result, and the length of its JSON part when binary tensors follow it
+    (None: a plain JSON body)."""
+    # As Triton reads them: an output's own `binary_data`, else the request's `binary_data_output`.
+    default = (request.parameters or {}).get("binary_data_output") is True
+    own = {output.name: (output.parameters or {}).get("binary_data") for output in request.outputs or []}
+    outputs, tail = [], []
+    for name, array in result.outputs.items():
+        shape, datatype = list(array.shape), "FP32"
+        if default if own.get(name) is None else own[name] is True:
+            data = np.ascontiguousarray(array, dtype="<f4").tobytes()
+            tail.append(data)
+            outputs.append(ResponseOutput(name=name, shape=shape, datatype=datatype, parameters={"binary_data_size": len(data)}))
+        else:
+            outputs.append(ResponseOutput(name=name, shape=shape, datatype=datatype, data=array.ravel().tolist()))
+    response = InferenceResponse(
+        model_name=result.model_name, model_version=result.model_version, id=result.id, outputs=outputs
+    )
+    header = response.model_dump_json(exclude_none=True).encode()
+    if not tail:
+        return header, None
+    return b"".join([header, *tail]), len(header)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.factories import tiny_spec, tiny_weights
 from warmzoo.service.cli.main import main
 from warmzoo.service.core.config import Settings
 from warmzoo.service.registry.blobs import LocalBlobStore

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.factories import tiny_spec, tiny_weights
-from tests.service.test_e2e import start_server, stop_server
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.server import start_server, stop_server
 from warmzoo.service.cli.main import main
 
 SUBMIT = "submit --cell gru --hidden-size 4 --task copy_first_input --seq-length 12 --num-samples 16 --steps 2"

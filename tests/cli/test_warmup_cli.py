@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from warmzoo.models.weights import network_from_weights
 
 
+@pytest.mark.slow  # a fresh process that imports torch and runs a whole warm-up: tens of seconds
 def test_warmup_writes_weights_and_report(tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "warmzoo.service.cli.main", "warmup", "--cell", "brc", "--hidden-size", "8", "--num-layers", "2",

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import matplotlib.image
+import pytest
 
 CELLS, ARMS, SEEDS, STEPS, EVERY = ["gru", "brc"], ["cold", "warm", "double-warm"], [0, 1], 6, 3
 
 
+@pytest.mark.slow  # a fresh process and its worker pool, 12 runs of warm-up and training: tens of seconds
 def test_reproduce_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "warmzoo.service.cli.main", "reproduce", "--task", "copy_first_input", "--seq-length", "12",

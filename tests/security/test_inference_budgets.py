@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.factories import tiny_spec, tiny_weights
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
 from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database

@@ -21,7 +21,8 @@ from httpx import Response
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.skips import unavailable
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
@@ -39,13 +40,6 @@ REDIS_URL = os.environ.get("WARMZOO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 HOW_TO_RUN_REDIS = "start one, e.g. `docker run -d -p 6379:6379 redis:7`, or point WARMZOO_TEST_REDIS_URL at a server"
 
 
-def _unavailable(message: str) -> None:
-    """Skip a test whose server is missing, except under CI=true, where that is a failure."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh database for this test session, migrated to head, dropped at the end."""
@@ -56,7 +50,7 @@ def postgres_url() -> Iterator[str]:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as exc:
         admin.dispose()
-        _unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc.orig}); {HOW_TO_RUN_POSTGRES}")
+        unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc.orig}); {HOW_TO_RUN_POSTGRES}")
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     upgrade_database(Settings(database_url=url))
     try:
@@ -125,7 +119,7 @@ def redis_prefix() -> Iterator[tuple[str, str]]:
         client.ping()
     except redis.RedisError as exc:
         client.close()
-        _unavailable(f"Redis is not reachable at {REDIS_URL} ({exc}); {HOW_TO_RUN_REDIS}")
+        unavailable(f"Redis is not reachable at {REDIS_URL} ({exc}); {HOW_TO_RUN_REDIS}")
     prefix = f"warmzoo-test:{uuid.uuid4().hex[:12]}:"
     try:
         yield REDIS_URL, prefix

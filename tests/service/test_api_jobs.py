@@ -14,6 +14,7 @@ import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import save as save_safetensors
 
+from tests.helpers.payloads import warmup
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
 from warmzoo.service.jobs.worker import Worker
@@ -31,16 +32,6 @@ def job_settings(settings: Settings) -> Settings:
 def api(job_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(job_settings)) as client:
         yield client
-
-
-def warmup(**fields: Any) -> dict[str, Any]:
-    return {
-        "name": "tiny",
-        "spec": {"cell": "gru", "input_size": 1, "hidden_size": 4},
-        "data": {"task": "copy_first_input", "seq_length": 12, "num_samples": 16},
-        "warmup": {"steps": 2, "batch_size": 8},
-        **fields,
-    }
 
 
 def npy(array: np.ndarray) -> bytes:

@@ -16,7 +16,7 @@ from httpx import Response
 from safetensors.torch import save as save_safetensors
 from sqlalchemy.exc import DataError
 
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.factories import tiny_spec, tiny_weights
 from warmzoo.models.weights import read_safetensors
 from warmzoo.service.api.app import create_app
 from warmzoo.service.api.routes import models as models_routes

@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.payloads import warmup
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
 from warmzoo.service.jobs.worker import Worker
@@ -59,15 +60,6 @@ def upload(api: TestClient, name: str, key: str | None) -> Response:
     files = {"weights": ("w.safetensors", tiny_weights())}
     data = {"spec": tiny_spec().model_dump_json()}
     return api.post(f"/v1/models/{name}/versions", data=data, files=files, headers=bearer(key) if key else {})
-
-
-def warmup(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "spec": {"cell": "gru", "input_size": 1, "hidden_size": 4},
-        "data": {"task": "copy_first_input", "seq_length": 12, "num_samples": 16},
-        "warmup": {"steps": 2, "batch_size": 8},
-    }
 
 
 def refused(response: Response, status: int, code: str) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from safetensors.torch import save as save_safetensors
 
-from tests.service.factories import tiny_spec, tiny_weights
-from tests.service.snapshots import store_state
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.snapshots import store_state
 from warmzoo.models.weights import read_safetensors
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings

@@ -11,7 +11,7 @@ import pytest
 from warmzoo.service.registry.blobs import BlobStore, LocalBlobStore, S3BlobStore, open_blob_store
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     """Each contract test runs on a blob directory and on a real S3-compatible server."""
     if request.param == "local":

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from tests.service.threads import run_in_threads
+from tests.helpers.threads import run_in_threads
 from warmzoo.service.core.config import Settings
 from warmzoo.service.registry.db import alembic_config, make_engine, upgrade_database
 from warmzoo.service.registry.tables import Base

@@ -9,12 +9,7 @@ import hashlib
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,106 +19,11 @@ import onnxruntime as ort
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers.payloads import outputs, tensor, warmup_on_cpu
+from tests.helpers.server import JOB_TIMEOUT_S, Server, start_server, stop_server
 from warmzoo.service.cli.main import main
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 90
-JOB_TIMEOUT_S = 120
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    http: httpx.Client
-    log: Path  # the server's and its workers' stdout and stderr (JSON log lines)
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """The JSON log lines written so far (anything else, e.g. a library's print, is skipped)."""
-        lines = self.log.read_text(errors="replace").splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
-
-    def wait_for_log(self, found: Callable[[dict[str, Any]], bool], timeout: float = 10) -> list[dict[str, Any]]:
-        """The log lines once one of them is `found` (a process logs just after it acts)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.log_lines()
-            if any(found(line) for line in lines):
-                return lines
-            assert time.monotonic() < deadline, "the log line never came"
-            time.sleep(0.1)
-
-    def wait_for(
-        self, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = JOB_TIMEOUT_S
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.http.get(f"/v1/jobs/{job_id}").json()
-            if done(job):
-                return job
-            assert time.monotonic() < deadline, f"job never got there: {job}"
-            time.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path, log_name: str = "server.log", **overrides: str) -> Server:
-    """`warmzoo serve` on `data_dir`; `overrides` are extra WARMZOO_* variables, e.g. WARMZOO_WORKERS="0"."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "WARMZOO_VAA_STEPS": "50",
-        "WARMZOO_VAA_REPEATS": "1",
-        "WARMZOO_WORKERS": "1",
-        "WARMZOO_JOB_LEASE_S": "5",
-        "WARMZOO_WORKER_POLL_S": "0.1",
-        "WARMZOO_STARTER_CATALOGUE": "false",
-        "WARMZOO_MAX_HIDDEN_SIZE": "64",
-        "OMP_NUM_THREADS": "1",
-        **overrides,
-    }
-    for name in ("WARMZOO_DATABASE_URL", "WARMZOO_BLOB_STORE", "WARMZOO_DATA_DIR"):
-        env.pop(name, None)
-    command = [
-        sys.executable,
-        "-m",
-        "warmzoo.service.cli.main",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--log-level",
-        "info",
-    ]
-    log = data_dir / log_name
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=url, timeout=30)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        assert process.poll() is None, f"warmzoo serve exited at start-up:\n{log.read_text()[-5000:]}"
-        try:
-            if http.get("/healthz").status_code == 200:
-                return Server(url, process, http, log)
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"warmzoo serve did not start:\n{log.read_text()[-5000:]}"
-        time.sleep(0.2)
-
-
-def stop_server(server: Server) -> None:
-    server.http.close()
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        server.process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -131,17 +31,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(tmp_path_factory.mktemp("zoo"))
     yield running
     stop_server(running)
-
-
-def warmup(name: str, steps: int = 3, **fields: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "spec": {"cell": "gru", "input_size": 1, "hidden_size": 4},
-        "data": {"task": "copy_first_input", "seq_length": 12, "num_samples": 16},
-        "warmup": {"steps": steps, "batch_size": 8},
-        "device": "cpu",
-        **fields,
-    }
 
 
 def sse(http: httpx.Client, job_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -158,7 +47,7 @@ def sse(http: httpx.Client, job_id: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_warmup_events_version_and_every_file(server: Server) -> None:
     http = server.http
-    submitted = http.post("/v1/warmups", json=warmup("e2e-gru"), headers={"Idempotency-Key": "e2e-1"})
+    submitted = http.post("/v1/warmups", json=warmup_on_cpu("e2e-gru"), headers={"Idempotency-Key": "e2e-1"})
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["id"]
     assert submitted.headers["location"] == f"/v1/jobs/{job_id}"
@@ -169,7 +58,7 @@ def test_warmup_events_version_and_every_file(server: Server) -> None:
     assert steps == sorted(steps) and steps[-1] == 3
     assert {data["status"] for name, data in events if name == "status"} <= {"queued", "running", "succeeded"}
 
-    retry = http.post("/v1/warmups", json=warmup("e2e-gru"), headers={"Idempotency-Key": "e2e-1"})
+    retry = http.post("/v1/warmups", json=warmup_on_cpu("e2e-gru"), headers={"Idempotency-Key": "e2e-1"})
     assert retry.status_code == 202 and retry.json()["id"] == job_id and retry.json()["status"] == "succeeded"
 
     result = http.get(f"/v1/jobs/{job_id}").json()["result"]
@@ -212,7 +101,7 @@ def test_the_cli_submits_lists_and_pulls(server: Server, capsys: pytest.CaptureF
 
 def test_the_cli_infers(server: Server, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     server.wait_for(
-        server.http.post("/v1/warmups", json=warmup("e2e-infer")).json()["id"], lambda j: j["status"] == "succeeded"
+        server.http.post("/v1/warmups", json=warmup_on_cpu("e2e-infer")).json()["id"], lambda j: j["status"] == "succeeded"
     )
     np.save(tmp_path / "x.npy", np.zeros((2, 5, 1), np.float32))
     outputs = json.loads(cli(capsys, server, "infer", "e2e-infer:1", "--input", str(tmp_path / "x.npy")))
@@ -220,7 +109,7 @@ def test_the_cli_infers(server: Server, capsys: pytest.CaptureFixture[str], tmp_
 
 
 def test_cancel_a_running_job(server: Server) -> None:
-    job_id = server.http.post("/v1/warmups", json=warmup("e2e-cancel", steps=100_000)).json()["id"]
+    job_id = server.http.post("/v1/warmups", json=warmup_on_cpu("e2e-cancel", steps=100_000)).json()["id"]
     server.wait_for(job_id, lambda job: job["progress"]["step"] >= 1)
     canceled = server.http.post(f"/v1/jobs/{job_id}/cancel")
     assert canceled.status_code == 202 and canceled.json()["cancel_requested"] is True
@@ -232,7 +121,7 @@ def test_cancel_a_running_job(server: Server) -> None:
 
 
 def test_a_killed_worker_is_replaced_and_the_job_publishes_exactly_once(server: Server) -> None:
-    job_id = server.http.post("/v1/warmups", json=warmup("e2e-crash", steps=40)).json()["id"]
+    job_id = server.http.post("/v1/warmups", json=warmup_on_cpu("e2e-crash", steps=40)).json()["id"]
     running = server.wait_for(job_id, lambda job: job["progress"]["step"] >= 1)
     os.kill(int(running["worker"].split(":")[1]), signal.SIGKILL)
     job = server.wait_for(job_id, lambda job: job["status"] not in ("queued", "running"))
@@ -252,7 +141,7 @@ def test_a_killed_worker_is_replaced_and_the_job_publishes_exactly_once(server: 
 def test_bad_requests_get_json_errors_naming_the_field(
     server: Server, change: dict[str, Any], status: int, field: str
 ) -> None:
-    answer = server.http.post("/v1/warmups", json=warmup("e2e-bad", **change))
+    answer = server.http.post("/v1/warmups", json=warmup_on_cpu("e2e-bad", **change))
     assert answer.status_code == status
     assert answer.json()["field"] == field and field.split(".")[-1] in answer.json()["error"]
 
@@ -263,20 +152,11 @@ OIP_MODEL = "e2e-oip"
 @pytest.fixture(scope="module")
 def oip_version(server: Server) -> str:
     """One tiny published version (two GRU layers) for the inference checks: its /v2 URL."""
-    body = warmup(OIP_MODEL, steps=2, spec={"cell": "gru", "input_size": 1, "hidden_size": 4, "num_layers": 2})
+    body = warmup_on_cpu(OIP_MODEL, steps=2, spec={"cell": "gru", "input_size": 1, "hidden_size": 4, "num_layers": 2})
     job = server.wait_for(server.http.post("/v1/warmups", json=body).json()["id"], lambda j: j["status"] != "queued")
     job = server.wait_for(job["id"], lambda j: j["status"] not in ("queued", "running"))
     assert job["result"] == {"model": OIP_MODEL, "version": 1}, job
     return f"/v2/models/{OIP_MODEL}/versions/1"
-
-
-def tensor(x: np.ndarray) -> dict[str, Any]:
-    return {"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}
-
-
-def outputs(answer: httpx.Response) -> dict[str, np.ndarray]:
-    assert answer.status_code == 200, answer.text
-    return {o["name"]: np.asarray(o["data"], np.float32).reshape(o["shape"]) for o in answer.json()["outputs"]}
 
 
 def test_the_server_speaks_oip_and_matches_onnxruntime_whole_and_streamed(server: Server, oip_version: str) -> None:

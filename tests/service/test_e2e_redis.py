@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
-from tests.service.factories import tiny_spec, tiny_weights
-from tests.service.test_e2e import START_TIMEOUT_S, outputs, start_server, stop_server, tensor
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.payloads import outputs, tensor
+from tests.helpers.server import START_TIMEOUT_S, start_server, stop_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

@@ -24,9 +24,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import make_url
 
-from tests.service.factories import tiny_weights
-from tests.service.snapshots import store_state
-from tests.service.test_e2e import Server, start_server
+from tests.helpers.factories import tiny_weights
+from tests.helpers.snapshots import store_state
+from tests.helpers.server import Server, start_server
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
 from warmzoo.service.registry.blobs import LocalBlobStore

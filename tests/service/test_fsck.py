@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from tests.service.factories import tiny_spec, tiny_weights
-from tests.service.snapshots import store_state
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.snapshots import store_state
 from warmzoo.service.core.config import Settings
 from warmzoo.service.registry import datasets
 from warmzoo.service.registry.blobs import BlobStore, LocalBlobStore, S3BlobStore, StoredBlob
@@ -26,7 +26,7 @@ from warmzoo.service.registry.tables import DatasetRow
 LATER = datetime.now(UTC) + timedelta(hours=2)  # when every blob and leftover is past the grace period
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "local":
         return LocalBlobStore(tmp_path / "blobs")

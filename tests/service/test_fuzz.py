@@ -31,9 +31,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.service.factories import tiny_weights
+from tests.helpers.factories import tiny_weights
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
+
+pytestmark = pytest.mark.fuzz
 
 FUZZ_MODEL = "gru-denoising"
 REAL_ROWS = {"name": FUZZ_MODEL, "version": "1"}  # path parameters that reach the published version

@@ -15,15 +15,16 @@ import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from warmzoo.models.onnx import export_onnx
+from tests.helpers.clock import Clock
 from warmzoo.models.network import build_network
+from warmzoo.models.onnx import export_onnx
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.api.errors import install_error_handlers
 from warmzoo.service.api.metrics import Telemetry, TelemetryMiddleware
-from warmzoo.service.api.routes import inference as inference_routes
 from warmzoo.service.api.routes.inference import health, router
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import Reason, WarmzooError
+from warmzoo.service.serving import dataplane
 from warmzoo.service.serving.dataplane import (
     ALONE_MULTIPLY_ADDS,
     QUICK_MULTIPLY_ADDS,
@@ -31,7 +32,7 @@ from warmzoo.service.serving.dataplane import (
     ServedModel,
     multiply_adds,
 )
-from warmzoo.service.serving.oip import InferenceRequest, InferenceResponse, RequestInput
+from warmzoo.service.serving.oip import InferenceRequest, InferenceResult, RequestInput
 from warmzoo.service.serving.sequences import MemorySequenceStore, RedisSequenceStore
 
 SPECS = {
@@ -82,14 +83,6 @@ def registry(exported: dict[tuple[str, int], tuple[torch.nn.Module, Path]]) -> R
     for (name, version), (_, path) in exported.items():
         registry.add(ServedModel(name=name, version=version, spec=SPECS[name], onnx_path=path))
     return registry
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -196,12 +189,12 @@ def test_requests_go_to_a_thread_unless_small_or_alone(
     monkeypatch.setattr(service, "max_batch_time", 100_000)  # room for a request of more than quick work
 
     async def in_thread(
-        call: Callable[..., InferenceResponse], name: str, version: str | None, body: InferenceRequest, owner: str
-    ) -> InferenceResponse:
+        call: Callable[..., InferenceResult], name: str, version: str | None, body: InferenceRequest, *args: object
+    ) -> InferenceResult:
         handed_off.append((name, version))
-        return call(name, version, body, owner)
+        return call(name, version, body, *args)
 
-    monkeypatch.setattr(inference_routes, "run_in_threadpool", in_thread)
+    monkeypatch.setattr(dataplane, "run_sync", in_thread)
     x = random_input(SPECS["gru"], 1, 4)
     first = infer(client, "gru", x, version=1)  # loads the session: in a thread
     again = infer(client, "gru", x, version=1)  # loaded and small: on the event loop
@@ -212,7 +205,7 @@ def test_requests_go_to_a_thread_unless_small_or_alone(
     medium = work(SPECS["gru"], 2 * QUICK_MULTIPLY_ADDS).inputs[0].model_dump()
     assert client.post("/v2/models/gru/versions/1/infer", json={"inputs": [medium]}).status_code == 200
     assert handed_off == [("gru", "1"), ("gru", None)]  # alone: on the event loop
-    monkeypatch.setattr(client.app.state.telemetry, "in_flight", 1)  # as if another request were being answered
+    monkeypatch.setattr(service, "_in_flight", 1)  # as if another request were being answered
     assert client.post("/v2/models/gru/versions/1/infer", json={"inputs": [medium]}).status_code == 200
     assert handed_off == [("gru", "1"), ("gru", None), ("gru", "1")]
 
@@ -293,6 +286,98 @@ def test_client_supplied_state_continues_a_sequence(client: TestClient, exported
     np.testing.assert_allclose(second["state"], final, atol=ATOL)
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/octet-stream"])
+def test_the_body_is_json_whatever_its_content_type(client: TestClient, content_type: str | None) -> None:
+    """As Triton reads it: tritonclient sends its JSON without a Content-Type."""
+    x = random_input(SPECS["brc"], 1, 3)
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/v2/models/brc/infer", content=json.dumps({"inputs": [tensor(x)]}), headers=headers)
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(outputs(response.json())["output"], infer(client, "brc", x)["output"], atol=0)
+    broken = client.post("/v2/models/brc/infer", content=b"{not json", headers=headers)
+    assert broken.status_code == 422 and broken.json()["code"] == "invalid_json"
+
+
+def binary_request(header: dict, *tensors: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    """A body of the binary tensor data extension: the JSON header, then the tensors' bytes."""
+    head = json.dumps(header).encode()
+    return head + b"".join(t.astype("<f4").tobytes() for t in tensors), {"Inference-Header-Content-Length": str(len(head))}
+
+
+def binary_response(response) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON part of a binary-extension answer and every output, binary or JSON."""
+    length = int(response.headers["inference-header-content-length"])
+    body, tail, arrays = json.loads(response.content[:length]), response.content[length:], {}
+    for output in body["outputs"]:
+        if "data" in output:
+            arrays[output["name"]] = np.asarray(output["data"], np.float32).reshape(output["shape"])
+        else:
+            size = output["parameters"]["binary_data_size"]
+            arrays[output["name"]] = np.frombuffer(tail[:size], "<f4").reshape(output["shape"])
+            tail = tail[size:]
+    assert tail == b""
+    return body, arrays
+
+
+def test_binary_tensors_in_and_out(client: TestClient, exported: dict) -> None:
+    network, _ = exported["gru", 2]
+    x = random_input(SPECS["gru"], 2, 5)
+    state = np.random.default_rng(1).normal(size=(2, 2, 8)).astype(np.float32)
+    y, final = torch_forward(network, x, state)
+    inputs = [
+        {"name": "input", "shape": list(x.shape), "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}},
+        {"name": "state", "shape": list(state.shape), "datatype": "FP32", "parameters": {"binary_data_size": state.nbytes}},
+    ]
+    content, headers = binary_request({"inputs": inputs, "parameters": {"binary_data_output": True}}, x, state)
+    response = client.post("/v2/models/gru/infer", content=content, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    body, got = binary_response(response)
+    assert [o["parameters"] for o in body["outputs"]] == [{"binary_data_size": y.nbytes}, {"binary_data_size": final.nbytes}]
+    np.testing.assert_allclose(got["output"], y, atol=ATOL)
+    np.testing.assert_allclose(got["state"], final, atol=ATOL)
+
+    # a JSON input beside a binary one; an output's own binary_data wins over binary_data_output
+    outputs_wanted = [{"name": "output", "parameters": {"binary_data": False}}, {"name": "state"}]
+    header = {"inputs": [tensor(x), inputs[1]], "outputs": outputs_wanted, "parameters": {"binary_data_output": True}}
+    content, headers = binary_request(header, state)
+    body, got = binary_response(client.post("/v2/models/gru/infer", content=content, headers=headers))
+    assert "data" in body["outputs"][0] and "data" not in body["outputs"][1]
+    np.testing.assert_allclose(got["output"], y, atol=ATOL)
+    np.testing.assert_allclose(got["state"], final, atol=ATOL)
+
+    plain = client.post("/v2/models/gru/infer", json={"inputs": [tensor(x)]})  # no binary asked: plain JSON
+    assert plain.headers["content-type"] == "application/json" and "inference-header-content-length" not in plain.headers
+
+
+BINARY_FAULTS = {
+    "short": (lambda x: x[:, :1], 400, "inputs[0].parameters.binary_data_size", "declares 24 bytes"),
+    "long": (lambda x: np.concatenate([x, x], axis=1), 400, "inputs", "add up to 24"),
+    "header beyond the body": (None, 422, None, "Inference-Header-Content-Length"),
+}
+
+
+@pytest.mark.parametrize("fault", BINARY_FAULTS, ids=list(BINARY_FAULTS))
+def test_binary_bodies_that_do_not_add_up_are_refused(client: TestClient, fault: str) -> None:
+    cut, status, field, message = BINARY_FAULTS[fault]
+    x = random_input(SPECS["brc"], 1, 2)
+    header = {"inputs": [{"name": "input", "shape": [1, 2, 3], "datatype": "FP32", "parameters": {"binary_data_size": 24}}]}
+    content, headers = binary_request(header, cut(x) if cut else x)
+    if cut is None:
+        headers["Inference-Header-Content-Length"] = str(len(content) + 1)
+    response = client.post("/v2/models/brc/infer", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.json()["field"] == field and message in response.json()["error"]
+
+
+def test_binary_data_must_fit_the_shape(client: TestClient) -> None:
+    x = random_input(SPECS["brc"], 1, 2)
+    header = {"inputs": [{"name": "input", "shape": [1, 3, 3], "datatype": "FP32", "parameters": {"binary_data_size": 24}}]}
+    content, headers = binary_request(header, x)
+    response = client.post("/v2/models/brc/infer", content=content, headers=headers)
+    assert response.status_code == 400 and "needs 36" in response.json()["error"]
+
+
 GOOD = {"name": "input", "shape": [1, 2, 3], "datatype": "FP32", "data": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]}
 BAD_REQUESTS = {
     "unknown input": ({"inputs": [{**GOOD, "name": "x"}]}, "inputs[0].name", "unknown input 'x'"),
@@ -313,7 +398,7 @@ BAD_REQUESTS = {
     "binary": (
         {"inputs": [{**GOOD, "parameters": {"binary_data_size": 24}}]},
         "inputs[0].parameters.binary_data_size",
-        "binary tensor data extension",
+        "but the body has only 0 bytes",
     ),
     "overflow": ({"inputs": [{**GOOD, "data": [0.0] * 5 + [1e39]}]}, "inputs[0].data", "at index [0, 1, 2]"),
     "state shape": (
@@ -512,4 +597,4 @@ def test_concurrent_requests_of_one_sequence_do_not_lose_steps(service: Inferenc
     final = service.sequences.get(json.dumps(["", "brc", 1]))  # the owner of direct calls is ""
     whole = service.infer("brc", None, InferenceRequest(inputs=[RequestInput(**tensor(np.tile(chunk, (1, 16, 1))))]))
     assert final is not None
-    np.testing.assert_allclose(final.state, np.asarray(whole.outputs[1].data).reshape(final.state.shape), atol=ATOL)
+    np.testing.assert_allclose(final.state, whole.outputs["state"], atol=ATOL)

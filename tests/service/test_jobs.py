@@ -13,19 +13,20 @@ import torch
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.service.factories import tiny_spec
+from tests.helpers.factories import tiny_spec
+from tests.helpers.jobs import job, submit, warmup_body
 from warmzoo.models.warmup import WarmupDiverged
 from warmzoo.service.api.errors import HTTP_STATUS
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import WarmzooError
 from warmzoo.service.jobs import lifecycle, queue, runner
-from warmzoo.service.jobs.requests import ExportIn, MeasureIn, WarmupIn, check_export, check_measure, check_warmup
+from warmzoo.service.jobs.requests import ExportIn, MeasureIn, check_export, check_measure, check_warmup
 from warmzoo.service.jobs.starter import seed_starter_catalogue, starter_requests
 from warmzoo.service.jobs.worker import Worker
 from warmzoo.service.registry.blobs import LocalBlobStore
 from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
 from warmzoo.service.registry.registry import Registry
-from warmzoo.service.registry.tables import JobRow, VersionRow, utcnow
+from warmzoo.service.registry.tables import VersionRow, utcnow
 
 
 @pytest.fixture
@@ -50,31 +51,6 @@ def blobs(job_settings: Settings) -> LocalBlobStore:
 @pytest.fixture
 def worker(job_settings: Settings, sessions: sessionmaker[Session], blobs: LocalBlobStore) -> Worker:
     return Worker(job_settings, sessions, blobs)
-
-
-def warmup_body(steps: int = 3, **fields: object) -> WarmupIn:
-    body = {
-        "name": "tiny",
-        "spec": tiny_spec(input_size=1).model_dump(),
-        "data": {"task": "copy_first_input", "seq_length": 12, "num_samples": 16},
-        "warmup": {"steps": steps, "batch_size": 8},
-        "seed": 1,
-        **fields,
-    }
-    return WarmupIn.model_validate(body)
-
-
-def submit(
-    sessions: sessionmaker[Session], blobs: LocalBlobStore, settings: Settings, body: WarmupIn, key: str | None = None
-) -> str:
-    with sessions() as session:
-        new = check_warmup(body, settings, Registry(session, blobs))
-        return lifecycle.submit(session, new, settings, key)[0].id
-
-
-def job(sessions: sessionmaker[Session], job_id: str) -> JobRow:
-    with sessions() as session:
-        return lifecycle.get(session, job_id)
 
 
 def run_until_first_step(worker: Worker, sessions: sessionmaker[Session], job_id: str) -> threading.Thread:

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers.payloads import warmup
 from warmzoo.service.api.app import create_app
 from warmzoo.service.api.metrics import UNKNOWN_MODEL, UNMATCHED, Telemetry, TelemetryMiddleware
 from warmzoo.service.core.config import Settings
@@ -54,12 +55,7 @@ def infer_body(steps: int, **parameters: Any) -> dict[str, Any]:
     return body
 
 
-WARMUP = {
-    "name": "queued",
-    "spec": {"cell": "gru", "input_size": 1, "hidden_size": 4},
-    "data": {"task": "copy_first_input", "seq_length": 12, "num_samples": 16},
-    "warmup": {"steps": 3, "batch_size": 8},
-}
+WARMUP = warmup("queued", steps=3)
 
 
 # -- /metrics ---------------------------------------------------------------------------------

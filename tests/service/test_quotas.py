@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.clock import Clock
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.payloads import warmup
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
 from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
@@ -19,16 +21,8 @@ from warmzoo.service.security import auth, ratelimit
 from warmzoo.service.security.ratelimit import TokenBuckets
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_bucket_allows_its_burst_then_its_rate() -> None:
-    clock = Clock()
+    clock = Clock(now=100.0)
     buckets = TokenBuckets(rate=2.0, burst=3, clock=clock)
     assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
     assert buckets.take("a") == pytest.approx(0.5)  # one token comes back every 1 / rate seconds
@@ -41,7 +35,7 @@ def test_a_bucket_allows_its_burst_then_its_rate() -> None:
 
 def test_refilled_buckets_are_forgotten_so_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ratelimit, "PRUNE_ABOVE", 3)
-    clock = Clock()
+    clock = Clock(now=100.0)
     buckets = TokenBuckets(rate=1.0, burst=2, clock=clock)
     for identity in "abc":
         buckets.take(identity)
@@ -95,16 +89,6 @@ def test_anonymous_clients_are_limited_by_address(limited: TestClient) -> None:
     refused = limited.get("/v1/jobs")
     _is_refused(refused, 429, "rate_limited", "client testclient")
     assert int(refused.headers["retry-after"]) >= 1
-
-
-def warmup(name: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "spec": {"cell": "gru", "input_size": 1, "hidden_size": 4},
-        "data": {"task": "copy_first_input", "seq_length": 12, "num_samples": 16},
-        "warmup": {"steps": 2, "batch_size": 8},
-        **fields,
-    }
 
 
 def test_a_key_has_at_most_its_quota_of_active_jobs(settings: Settings) -> None:

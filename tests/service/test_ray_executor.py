@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.service.conftest import _unavailable
-from tests.service.test_jobs import job, submit, warmup_body
+from tests.helpers.jobs import job, submit, warmup_body
+from tests.helpers.skips import unavailable
 from warmzoo.service.core.config import Settings
 from warmzoo.service.jobs import lifecycle
 from warmzoo.service.jobs.executors import make_executor
@@ -78,7 +78,7 @@ def ray_module() -> ModuleType:
     try:
         import ray
     except ImportError as exc:
-        _unavailable(f"Ray is not installed ({exc}); {HOW_TO_RUN_RAY}")
+        unavailable(f"Ray is not installed ({exc}); {HOW_TO_RUN_RAY}")
     return ray
 
 
@@ -101,7 +101,7 @@ def zoo(ray_module: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Ite
     try:
         executor.start()
     except Exception as exc:  # no cluster at RAY_ADDRESS, or a local one cannot start
-        _unavailable(f"Ray cannot start or connect ({type(exc).__name__}: {exc}); {HOW_TO_RUN_RAY}")
+        unavailable(f"Ray cannot start or connect ({type(exc).__name__}: {exc}); {HOW_TO_RUN_RAY}")
     try:
         yield Zoo(settings, session_factory(engine))
     finally:

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save as save_safetensors
 from sqlalchemy import func, select
 
-from tests.service.factories import tiny_spec, tiny_weights
-from tests.service.threads import run_in_threads
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.threads import run_in_threads
 from warmzoo.models.onnx import export
 from warmzoo.models.network import build_network
 from warmzoo.models.weights import read_safetensors

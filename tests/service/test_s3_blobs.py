@@ -14,13 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.factories import tiny_spec, tiny_weights
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
 from warmzoo.service.registry.blobs import BlobIntegrityError, S3BlobStore
 from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
 from warmzoo.service.registry.registry import Registry
 from warmzoo.service.registry.tables import FileRow, ModelRow
+
+pytestmark = pytest.mark.s3
 
 
 def object_keys(store: S3BlobStore) -> list[str]:

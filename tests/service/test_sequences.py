@@ -5,16 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.service.threads import run_in_threads
+from tests.helpers.clock import Clock
+from tests.helpers.threads import run_in_threads
 from warmzoo.service.serving.sequences import MemorySequenceStore, SequenceState, SequenceStoreFull
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def state(version: int = 1) -> SequenceState:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.service.factories import tiny_spec, tiny_weights
+from tests.helpers.factories import tiny_spec, tiny_weights
 from warmzoo.service.api.errors import HTTP_STATUS
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import WarmzooError

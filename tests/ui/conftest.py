@@ -1,5 +1,6 @@
 """The browser UI's fixtures: Debian's Chromium driven by Playwright against a real `warmzoo serve`
-(started as the e2e tests start it) holding a small seeded zoo, and a screenshot helper.
+(started as the e2e tests start it) holding a small seeded zoo (tests/helpers/ui.py has the
+screenshot helper).
 
 Without /usr/bin/chromium the tests are skipped, except under CI=true, where they fail.
 """
@@ -7,15 +8,16 @@ Without /usr/bin/chromium the tests are skipped, except under CI=true, where the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.service.conftest import _unavailable
-from tests.service.factories import tiny_spec, tiny_weights
-from tests.service.test_e2e import Server, start_server, stop_server, warmup
+from tests.helpers.factories import tiny_spec, tiny_weights
+from tests.helpers.payloads import warmup_on_cpu
+from tests.helpers.server import Server, start_server, stop_server
+from tests.helpers.skips import unavailable
+from tests.helpers.ui import DESKTOP, Zoo
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -29,39 +31,28 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 HOW_TO_INSTALL = "install Debian's Chromium: `make browser` (as root: apt-get install -y --no-install-recommends chromium)"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
 WAIT_MS = 30_000  # a warm-up of the tiny networks below takes a few seconds
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing; {HOW_TO_INSTALL}")
+        unavailable(f"{CHROMIUM} is missing; {HOW_TO_INSTALL}")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 
 
-@dataclass(frozen=True)
-class Zoo:
-    """The running server and what was published on it before the tests."""
-
-    server: Server
-    url: str
-
-
 def _seed(server: Server) -> None:
     """Two versions of tiny-gru (tagged), one tiny-brc on denoising, and uploaded lstm weights."""
     http = server.http
     jobs = [
-        http.post("/v1/warmups", json=warmup("tiny-gru", steps=12)).json()["id"],
-        http.post("/v1/warmups", json=warmup("tiny-gru", steps=20, seed=1)).json()["id"],
+        http.post("/v1/warmups", json=warmup_on_cpu("tiny-gru", steps=12)).json()["id"],
+        http.post("/v1/warmups", json=warmup_on_cpu("tiny-gru", steps=20, seed=1)).json()["id"],
         http.post(
             "/v1/warmups",
-            json=warmup(
+            json=warmup_on_cpu(
                 "tiny-brc",
                 steps=15,
                 spec={"cell": "brc", "input_size": 2, "hidden_size": 6},
@@ -117,16 +108,3 @@ def page(browser: Browser, zoo: Zoo, warmed: None) -> Iterator[Page]:
     yield tab
     context.close()
     assert not problems, problems
-
-
-def shoot(page: Page, name: str, phone: bool = False) -> None:
-    """docs/screenshots/NAME.png (the whole page), and NAME-phone.png at a phone's width, where
-    the page must fit: nothing may stick out sideways (wide tables and code scroll in place)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
-    if phone:
-        page.set_viewport_size(PHONE)
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= PHONE["width"], f"{name}: the page is {width} px wide on a {PHONE['width']} px phone"
-        page.screenshot(path=SCREENSHOTS / f"{name}-phone.png", full_page=True)
-        page.set_viewport_size(DESKTOP)

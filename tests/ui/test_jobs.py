@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.service.test_e2e import warmup
-from tests.ui.conftest import Zoo, shoot
+from tests.helpers.payloads import warmup_on_cpu
+from tests.helpers.ui import Zoo, shoot
 
 pytestmark = pytest.mark.ui
 
@@ -54,7 +54,7 @@ def test_submit_a_warmup_watch_it_finish_and_download_the_weights(page: Page, tm
 
 
 def test_a_running_job_updates_live_and_can_be_canceled(page: Page, zoo: Zoo) -> None:
-    job_id = zoo.server.http.post("/v1/warmups", json=warmup("ui-cancel", steps=300)).json()["id"]  # tens of seconds
+    job_id = zoo.server.http.post("/v1/warmups", json=warmup_on_cpu("ui-cancel", steps=300)).json()["id"]  # tens of seconds
     page.goto(f"/#/jobs/{job_id}")
     page.wait_for_function(f"{PROGRESS}.value >= 2")
     seen = page.evaluate(f"{PROGRESS}.value")

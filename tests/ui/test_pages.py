@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.ui.conftest import Zoo, shoot
+from tests.helpers.ui import Zoo, shoot
 
 pytestmark = pytest.mark.ui
 

@@ -4,21 +4,28 @@ Handlers stay thin (KServe's `rest/v2_endpoints.py` over `dataplane.py`): everyt
 a request means is decided by `serving.dataplane`. The `/versions/{version}` part is
 optional everywhere; without it the model's `latest` version answers (and a sequence
 stays on the version it started on).
+
+Bodies are read as Triton reads them: JSON whatever the Content-Type (tritonclient sends
+none), and with `Inference-Header-Content-Length` only that many leading bytes are JSON, the
+rest binary tensor data (`OipRoute`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope
 
 from warmzoo.service.api.deps import CallerDep
 from warmzoo.service.api.errors import error_responses
-from warmzoo.service.api.responses import json_response
 from warmzoo.service.serving.dataplane import EXTENSIONS, InferenceService
 from warmzoo.service.serving.oip import (
+    BINARY_HEADER,
     INFER_EXAMPLES,
     InferenceRequest,
     InferenceResponse,
@@ -27,11 +34,45 @@ from warmzoo.service.serving.oip import (
     ServerLive,
     ServerMetadata,
     ServerReady,
+    binary_inputs,
+    encode_response,
 )
+
+
+class OipRequest(Request):
+    """A /v2 request whose body is JSON whatever its Content-Type, followed by binary tensor data
+    when `Inference-Header-Content-Length` gives the length of the JSON part."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        headers = [(key, value) for key, value in scope["headers"] if key != b"content-type"]
+        super().__init__({**scope, "headers": [*headers, (b"content-type", b"application/json")]}, receive)
+        self.binary = b""
+
+    async def body(self) -> bytes:
+        whole = await super().body()
+        declared = self.headers.get(BINARY_HEADER)
+        if declared is None:
+            return whole
+        if not declared.isdigit() or int(declared) > len(whole):
+            # an HTTPException, so that FastAPI's body parsing lets it through to the JSON error handler
+            raise HTTPException(400, f"{BINARY_HEADER} is {declared!r}, not a length within the {len(whole)}-byte body")
+        self.binary = whole[int(declared) :]
+        return whole[: int(declared)]
+
+
+class OipRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def oip_handler(request: Request) -> Response:
+            return await handler(OipRequest(request.scope, request.receive))
+
+        return oip_handler
+
 
 TAGS: list[str | Enum] = ["inference (Open Inference Protocol v2)"]
 health = APIRouter(prefix="/v2", tags=TAGS)  # probes: open to all, whatever the auth settings
-router = APIRouter(prefix="/v2", tags=TAGS)
+router = APIRouter(prefix="/v2", tags=TAGS, route_class=OipRoute)
 
 
 async def _inference(request: Request) -> InferenceService:
@@ -39,6 +80,13 @@ async def _inference(request: Request) -> InferenceService:
 
 
 Inference = Annotated[InferenceService, Depends(_inference)]
+INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "description": f"JSON; with binary outputs asked for, the JSON ({BINARY_HEADER} bytes) then their data.",
+    },
+    **error_responses(400, 404, 422, 429, 503),
+}
 InferBody = Annotated[InferenceRequest, Body(openapi_examples=INFER_EXAMPLES)]
 
 
@@ -77,9 +125,7 @@ def model_version_ready(inference: Inference, name: str, version: str) -> ModelR
     return inference.ready(name, version)
 
 
-@router.post(
-    "/models/{name}/infer", response_model=InferenceResponse, responses=error_responses(400, 404, 422, 429, 503)
-)
+@router.post("/models/{name}/infer", response_model=InferenceResponse, responses=INFER_RESPONSES)
 async def model_infer(request: Request, inference: Inference, caller: CallerDep, name: str, body: InferBody) -> Response:
     """Run one request on the `latest` version; `parameters.sequence_id/start/end` stream a sequence
     (it belongs to the API key, or client address, that started it)."""
@@ -87,9 +133,7 @@ async def model_infer(request: Request, inference: Inference, caller: CallerDep,
 
 
 @router.post(
-    "/models/{name}/versions/{version}/infer",
-    response_model=InferenceResponse,
-    responses=error_responses(400, 404, 422, 429, 503),
+    "/models/{name}/versions/{version}/infer", response_model=InferenceResponse, responses=INFER_RESPONSES
 )
 async def model_version_infer(
     request: Request, inference: Inference, caller: CallerDep, name: str, version: str, body: InferBody
@@ -102,13 +146,11 @@ async def model_version_infer(
 async def _infer(
     request: Request, inference: InferenceService, caller: str, name: str, version: str | None, body: InferenceRequest
 ) -> Response:
-    """A small request on a loaded version runs right here on the event loop, and so does a
-    larger one when no other request is in flight; any other in the threadpool. Under load a
-    request waiting for a thread queued behind the database routes' work (32 clients, 2 API
-    processes: infer p99 107 ms in a thread, 82 ms on the loop)."""
-    alone = request.app.state.telemetry.in_flight <= 1  # this request is one of them
-    if inference.runs_inline(name, version, body, alone=alone):
-        answer = inference.infer(name, version, body, caller)
-    else:
-        answer = await run_in_threadpool(inference.infer, name, version, body, caller)
-    return json_response(answer, exclude_none=True)
+    """JSON in and out, or with binary tensors after the JSON, as the request chose."""
+    assert isinstance(request, OipRequest)  # the router's route_class
+    raw = binary_inputs(body, request.binary)
+    result = await inference.infer_async(name, version, body, raw, caller)
+    content, header_length = encode_response(result, body)
+    if header_length is None:
+        return Response(content, media_type="application/json")
+    return Response(content, media_type="application/octet-stream", headers={BINARY_HEADER: str(header_length)})

@@ -1,0 +1,3 @@
+"""What several test modules (and the benchmarks) share: the one `warmzoo serve` launcher, a
+settable clock, request payloads, tiny specs and weights, store snapshots, thread races.
+Test modules import from here, never from one another."""
