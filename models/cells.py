@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from warmzoo.models.modeling import bistable_update, join_halves, mgu_update, split_halves
+from warmzoo.models.modeling import join_halves, split_halves
+from warmzoo.models.recurrence import BistableKernel, Kernel, MGUKernel, fused_available, fused_loop
 from warmzoo.models.spec import RNNSpec
 
 
@@ -154,8 +155,12 @@ class ChronoLSTMCell(LSTMCell):
 
 
 class LoopCell(Layer):
-    """A cell written as `recur(project(x_t), state)`: the projection of every step is
-    one matmul, and a constant input is projected once."""
+    """A cell written as `kernel.step(project(x_t), state)`: the projection of every step is
+    one matmul, and a constant input is projected once. The step's equations live in the
+    cell's kernel (models/recurrence.py), which also runs the whole time loop as one autograd
+    node; `eager_loops()` runs the same equations step by step through autograd instead."""
+
+    kernel: Kernel
 
     def __init__(self, input_size: int, hidden_size: int, gates: int) -> None:
         super().__init__()
@@ -165,86 +170,97 @@ class LoopCell(Layer):
         _xavier_blocks_(self.weight_ih, gates)
 
     def project(self, x: Tensor) -> Tensor:
+        """The input's share of every gate, in the layout the kernel reads."""
         return x @ self.weight_ih.T + self.bias
 
-    def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
+    def recurrent_weights(self) -> tuple[Tensor, ...]:
+        """The weights the kernel uses besides the projection, in its order and scale."""
         raise NotImplementedError
 
     def step(self, x_t: Tensor, state: Tensor) -> Tensor:
-        return self.recur(self.project(x_t), state)
+        return self.kernel.step(self.project(x_t), state, self.recurrent_weights())[0]
 
     def forward(self, x: Tensor, state: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        h, outputs = state, []
-        # unbind, not p[:, t]: the backward of T slices would write T full-size zero gradients.
-        for p_t in self.project(x).unbind(1):  # [B, gates*H] per step
-            h = self.recur(p_t, h)
-            outputs.append(h)
-        stacked = torch.stack(outputs, dim=1)
+        p, weights = self.project(x), self.recurrent_weights()  # p [B, T, gates*H]
+        if fused_available():
+            stacked = fused_loop(self.kernel, p, state, p.shape[1], weights)
+        else:
+            h, outputs = state, []
+            # unbind, not p[:, t]: the backward of T slices would write T full-size zero gradients.
+            for p_t in p.unbind(1):
+                h = self.kernel.step(p_t, h, weights)[0]
+                outputs.append(h)
+            stacked = torch.stack(outputs, dim=1)
         # The state is the output: each sequence's final state is gathered at its own length.
-        return stacked, h if lengths is None else _gather_at(stacked, lengths)
+        return stacked, stacked[:, -1] if lengths is None else _gather_at(stacked, lengths)
 
     def roll(self, u: Tensor, state: Tensor, steps: int) -> Tensor:
-        p = self.project(u).expand(state.shape[0], -1)
+        p, weights = self.project(u).expand(state.shape[0], -1), self.recurrent_weights()
+        if fused_available():
+            return fused_loop(self.kernel, p, state, steps, weights)
         h = state
         for _ in range(steps):
-            h = self.recur(p, h)
+            h = self.kernel.step(p, h, weights)[0]
         return h
 
 
 class MGUCell(LoopCell):
     """f = sigma(Wxf x + Whf h + bf); g = tanh(Whh (f*h) + Wxh x + bh); h' = (1-f)*h + f*g."""
 
+    kernel = MGUKernel()
+
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__(input_size, hidden_size, gates=2)  # weight_ih = [Wxf; Wxh]
         self.weight_hf = nn.Parameter(nn.init.xavier_uniform_(torch.empty(hidden_size, hidden_size)))
         self.weight_hh = nn.Parameter(nn.init.xavier_uniform_(torch.empty(hidden_size, hidden_size)))
 
-    def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
-        p_f, p_h = p_t.split(self.hidden_size, dim=-1)
-        return mgu_update(p_f, p_h, h, self.weight_hf, self.weight_hh)
+    def recurrent_weights(self) -> tuple[Tensor, ...]:
+        return self.weight_hf, self.weight_hh
 
 
 class BistableCell(LoopCell):
     """c = sigma(Uc x + fb_c(h) + bc); a = 1 + tanh(Ua x + fb_a(h) + ba); h' = c*h + (1-c)*tanh(Uh x + a*h + bh).
 
-    BRC and nBRC differ only in the gates' recurrent feedback fb_c, fb_a. The update, shared with
-    the plain-PyTorch modeling.py, is written with fused ops: this loop is the warm-up's hot path."""
+    BRC and nBRC differ only in the gates' recurrent feedback fb_c, fb_a. The kernel takes
+    a = 2 sigma(2 z_a), one sigmoid over both gates, so the projection and the feedback of
+    the a-gate arrive doubled (exact in floating point)."""
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__(input_size, hidden_size, gates=3)  # weight_ih = [Uc; Ua; Uh]
+        scale = torch.ones(3 * hidden_size)
+        scale[hidden_size : 2 * hidden_size] = 2
+        self.register_buffer("gate_scale", scale, persistent=False)
 
-    def gate_preactivations(self, p_c: Tensor, p_a: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        """(Uc x + bc + fb_c(h), Ua x + ba + fb_a(h))."""
-        raise NotImplementedError
-
-    def recur(self, p_t: Tensor, h: Tensor) -> Tensor:
-        p_c, p_a, p_h = p_t.split(self.hidden_size, dim=-1)
-        return bistable_update(p_h, h, *self.gate_preactivations(p_c, p_a, h))
+    def project(self, x: Tensor) -> Tensor:
+        return (x @ self.weight_ih.T + self.bias) * self.gate_scale
 
 
 class BRCCell(BistableCell):
     """Bistable recurrent cell: one self-connection per neuron, wc*h and wa*h, both initialised to 1."""
+
+    kernel = BistableKernel(neuromodulated=False)
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__(input_size, hidden_size)
         self.w_c = nn.Parameter(torch.ones(hidden_size))
         self.w_a = nn.Parameter(torch.ones(hidden_size))
 
-    def gate_preactivations(self, p_c: Tensor, p_a: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return torch.addcmul(p_c, self.w_c, h), torch.addcmul(p_a, self.w_a, h)
+    def recurrent_weights(self) -> tuple[Tensor, ...]:
+        return (torch.stack([self.w_c, 2 * self.w_a]),)
 
 
 class NBRCCell(BistableCell):
     """Neuromodulated BRC: the gates see the whole layer, Wc h and Wa h (Xavier-uniform)."""
+
+    kernel = BistableKernel(neuromodulated=True)
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__(input_size, hidden_size)
         self.weight_hh = nn.Parameter(torch.empty(2 * hidden_size, hidden_size))  # [Wc; Wa]
         _xavier_blocks_(self.weight_hh, 2)
 
-    def gate_preactivations(self, p_c: Tensor, p_a: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        fb_c, fb_a = (h @ self.weight_hh.T).split(self.hidden_size, dim=-1)
-        return p_c + fb_c, p_a + fb_a
+    def recurrent_weights(self) -> tuple[Tensor, ...]:
+        return (self.weight_hh * self.gate_scale[: 2 * self.hidden_size, None],)
 
 
 # --- the paper's double layer -----------------------------------------------------

@@ -16,6 +16,7 @@ from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
 from warmzoo.models.network import Network, build_network
+from warmzoo.models.shapes import tensor_shapes
 from warmzoo.models.spec import RNNSpec
 
 SPEC_KEY = "spec"
@@ -48,27 +49,22 @@ def read_safetensors(data: bytes) -> tuple[dict[str, Tensor], dict[str, str]]:
 
 
 def check_tensors(spec: RNNSpec, tensors: dict[str, Tensor]) -> None:
-    """Names, shapes, dtypes and finiteness must match a network built from `spec`."""
-    _check_against(build_network(spec), tensors)
-
-
-def _check_against(network: Network, tensors: dict[str, Tensor]) -> None:
-    expected, spec = network.state_dict(), network.spec
+    """Names, shapes, dtypes and finiteness must match a network of `spec`: checked against the
+    spec's tensor table (models.shapes), so that no network is built for a file that does not fit."""
+    expected = tensor_shapes(spec)
     missing = sorted(set(expected) - set(tensors))
     if missing:
         raise WeightsError(f"tensor {missing[0]!r} is missing ({len(missing)} missing in all)", tensor=missing[0])
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
         raise WeightsError(f"tensor {unexpected[0]!r} is not part of a {spec.cell} network", tensor=unexpected[0])
-    for name, reference in expected.items():
+    for name, shape in expected.items():
         tensor = tensors[name]
-        if tuple(tensor.shape) != tuple(reference.shape):
+        if tuple(tensor.shape) != shape:
+            raise WeightsError(f"tensor {name!r} has shape {list(tensor.shape)}, the spec needs {list(shape)}", tensor=name)
+        if tensor.dtype != torch.float32:  # a silent cast would lose precision (float64) or invent it (int)
             raise WeightsError(
-                f"tensor {name!r} has shape {list(tensor.shape)}, the spec needs {list(reference.shape)}", tensor=name
-            )
-        if tensor.dtype != reference.dtype:  # a silent cast would lose precision (float64) or invent it (int)
-            raise WeightsError(
-                f"tensor {name!r} has dtype {tensor.dtype}, the network is {reference.dtype}: convert it first",
+                f"tensor {name!r} has dtype {tensor.dtype}, the network is {torch.float32}: convert it first",
                 tensor=name,
             )
         if not torch.isfinite(tensor).all():
@@ -86,8 +82,8 @@ def network_from_weights(data: bytes, spec: RNNSpec | None = None) -> Network:
     spec = spec or metadata_spec(metadata)
     if spec is None:
         raise WeightsError("the file carries no spec in its metadata; pass the spec explicitly")
-    network = build_network(spec)  # built once: it is both the reference and the result
-    _check_against(network, tensors)
+    check_tensors(spec, tensors)  # before building: a file that does not fit costs no network
+    network = build_network(spec)
     network.load_state_dict(tensors)
     return network.eval()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from warmzoo.models.shapes import parameter_count
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import Reason, limit_exceeded
@@ -10,7 +11,8 @@ FP32 = 4  # bytes
 
 
 def check_spec(spec: RNNSpec, settings: Settings, field: str = "spec") -> None:
-    """Refuse the first spec dimension above its configured maximum, naming it."""
+    """Refuse the first spec dimension above its configured maximum, naming it, then a spec whose
+    network would hold more parameters than the budget (counted from the widths, nothing built)."""
     bounds = {
         "hidden_size": ("max_hidden_size", settings.max_hidden_size),
         "num_layers": ("max_layers", settings.max_layers),
@@ -21,6 +23,15 @@ def check_spec(spec: RNNSpec, settings: Settings, field: str = "spec") -> None:
         value = getattr(spec, name)
         if value > maximum:
             raise limit_exceeded(f"{field}.{name} is {value}", maximum, setting, field=f"{field}.{name}")
+    parameters = parameter_count(spec)
+    if parameters > settings.max_parameters:
+        raise limit_exceeded(
+            f"{field} makes a network of {parameters} parameters ({4 * parameters} bytes)",
+            settings.max_parameters,
+            "max_parameters",
+            field=field,
+            hint="use fewer or narrower layers",
+        )
 
 
 def inference_bytes(spec: RNNSpec, batch: int, steps: int) -> int:

@@ -26,6 +26,7 @@ from safetensors.torch import save as save_safetensors
 
 from tests.helpers.factories import tiny_spec, tiny_weights
 from tests.helpers.snapshots import store_state
+from warmzoo.models import weights as weights_module
 from warmzoo.models.weights import read_safetensors
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
@@ -167,6 +168,32 @@ def test_model_names_with_path_separators(
 @pytest.mark.parametrize("file", ["%2E%2E", "..%5Cweights.safetensors", "README.md%00.txt"])
 def test_file_names_with_path_separators(api: TestClient, refused: Callable[..., Any], file: str) -> None:
     refused(lambda: api.get(f"/v1/models/kept/versions/1/files/{file}"), 404, "file")
+
+
+def test_a_spec_over_the_parameter_budget_is_refused_from_its_widths(
+    api: TestClient, refused: Callable[..., Any]
+) -> None:
+    """The reproduction: a 1.7 KB file with spec lstm 4096 x 4096 x 4 layers cost 9.9 s and
+    +2.1 GB before its 422; each width is within its own limit, the product is not."""
+    huge = json.dumps({"cell": "lstm", "input_size": 4096, "hidden_size": 4096, "num_layers": 4})
+    files = {"weights": ("w.safetensors", WEIGHTS)}
+    send = lambda: api.post("/v1/models/huge/versions", data={"spec": huge}, files=files)  # noqa: E731
+    body = refused(send, 422, "spec", "537006081 parameters", "WARMZOO_MAX_PARAMETERS")
+    assert body["code"] == "limit_exceeded"
+    warmup = {**WARMUP, "spec": json.loads(huge)}  # a warm-up of that spec: the same budget
+    refused(lambda: api.post("/v1/warmups", json=warmup), 422, "spec", "WARMZOO_MAX_PARAMETERS")
+
+
+def test_weights_that_do_not_fit_their_spec_build_no_network(
+    api: TestClient, refused: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_network(*_: object, **__: object) -> None:
+        raise AssertionError("a network was built for weights that do not fit their spec")
+
+    monkeypatch.setattr(weights_module, "build_network", no_network)
+    wide = json.dumps({"cell": "lstm", "input_size": 1024, "hidden_size": 1024, "num_layers": 4})  # 33.6 M values
+    files = {"weights": ("w.safetensors", save_safetensors(read_safetensors(WEIGHTS)[0]))}  # no spec inside
+    refused(lambda: api.post("/v1/models/wide/versions", data={"spec": wide}, files=files), 422, "weights", "missing")
 
 
 def npy(array: np.ndarray) -> bytes:
