@@ -138,7 +138,8 @@ def _running(name: str, command: list[str], env: dict[str, str], log_path: Path,
 def warmzoo(name: str, onnx_threads: int, batching: bool, files: Path | None = None) -> Iterator[Server]:
     """`warmzoo serve` with the race's models published; with `files`, their model.onnx is saved there."""
     env = {"WARMZOO_ONNX_THREADS": str(onnx_threads), "WARMZOO_BATCHING": "1" if batching else "0"}
-    with local_server(**env) as url:
+    grpc_port = free_port()
+    with local_server(grpc_port, **env) as url:
         for model, spec in SPECS.items():
             publish(url, model, spec)
             if files is not None:
@@ -146,7 +147,7 @@ def warmzoo(name: str, onnx_threads: int, batching: bool, files: Path | None = N
                 answer.raise_for_status()
                 (files / model).mkdir()
                 (files / model / "model.onnx").write_bytes(answer.content)
-        yield Server(name, url, None, "1")
+        yield Server(name, url, f"127.0.0.1:{grpc_port}", "1")
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from warmzoo.models.device import resolve_device
 from warmzoo.models.network import Network, build_network
 from warmzoo.models.outcome import judge
 from warmzoo.models.spec import RNNSpec
+from warmzoo.models.stopping import Stopped
 from warmzoo.models.tasks import make_task
 from warmzoo.models.vaa import measure_vaa
 from warmzoo.models.warmup import WarmupConfig, WarmupDiverged, warmup
@@ -61,7 +62,7 @@ class JobContext(Protocol):
         ...
 
 
-class JobStopped(Exception):
+class JobStopped(Stopped):
     """The job ended early because its context asked it to stop."""
 
 
@@ -98,9 +99,32 @@ def _device(name: str) -> torch.device:
         raise JobFailed(str(exc), "device_unavailable", "device") from exc
 
 
-def _stop_if_asked(ctx: JobContext) -> None:
-    if ctx.should_stop():
-        raise JobStopped
+CHECK_INTERVAL_S = 0.5  # how often the context (a database read) is asked whether to stop
+
+
+class _Stop:
+    """The job's `models.stopping.Stop`, called between steps and inside long loops (each
+    chunk of a VAA roll): fails the job past its wall-time limit (settings.job_max_seconds),
+    and raises JobStopped once the context says stop, asked at most every CHECK_INTERVAL_S."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self._ctx = ctx
+        self._limit = ctx.settings.job_max_seconds
+        self._deadline = time.monotonic() + self._limit
+        self._next_check = 0.0
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now > self._deadline:
+            raise JobFailed(
+                f"the job ran past {self._limit:g} s, the longest this server lets one run (setting "
+                "WARMZOO_JOB_MAX_SECONDS): submit less work (fewer steps, shorter or fewer sequences)",
+                "job_time_limit",
+            )
+        if now >= self._next_check:
+            self._next_check = now + CHECK_INTERVAL_S
+            if self._ctx.should_stop():
+                raise JobStopped
 
 
 def _inputs(data: Request, seed: int, registry: Registry) -> Tensor:
@@ -111,20 +135,23 @@ def _inputs(data: Request, seed: int, registry: Registry) -> Tensor:
     return make_task(data["task"], data["seq_length"], data["num_samples"], seed=seed, **params).inputs
 
 
-def _vaa_estimates(network: Network, inputs: Tensor, ctx: JobContext, vaa: Request, seed: int) -> list[float]:
+def _vaa_estimates(
+    network: Network, inputs: Tensor, ctx: JobContext, stop: _Stop, vaa: Request, seed: int
+) -> list[float]:
     """`vaa["repeats"]` independent exact-VAA estimates (n = 32, S = vaa["steps"]); estimate i
     uses seed + i, so the before and after figures of a warm-up see the same draws. Progress
     counts the steps rolled, in the phase the caller started."""
     steps, repeats = vaa["steps"], vaa["repeats"]
     estimates = []
     for i in range(repeats):
-        _stop_if_asked(ctx)
         rolled = lambda done, i=i: ctx.progress(i * steps + done, repeats * steps)  # noqa: E731
-        estimates += measure_vaa(network, inputs, steps=steps, n=VAA_SAMPLES, seed=seed + i, progress=rolled)
+        estimates += measure_vaa(
+            network, inputs, steps=steps, n=VAA_SAMPLES, seed=seed + i, stop=stop, progress=rolled
+        )
     return estimates
 
 
-def run_warmup(request: Request, ctx: JobContext) -> None:
+def run_warmup(request: Request, ctx: JobContext, stop: _Stop) -> None:
     """Build (or load the base), measure, warm up, measure again, publish: the version and the
     job's success commit together."""
     spec = RNNSpec.model_validate(request["spec"])
@@ -142,24 +169,15 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
     vaa = request.get("vaa") or {"steps": ctx.settings.vaa_steps, "repeats": ctx.settings.vaa_repeats}
     started = time.perf_counter()
     ctx.phase("measuring_before", vaa["steps"] * vaa["repeats"])
-    before = _vaa_estimates(network, inputs, ctx, vaa, seed)
+    before = _vaa_estimates(network, inputs, ctx, stop, vaa, seed)
     config = WarmupConfig.model_validate(request["warmup"])
     ctx.phase("warming_up", config.steps)
     try:
-        result = warmup(
-            network,
-            inputs,
-            config,
-            seed=seed,
-            progress=ctx.progress,
-            should_stop=ctx.should_stop,
-        )
+        result = warmup(network, inputs, config, seed=seed, progress=ctx.progress, stop=stop)
     except WarmupDiverged as exc:
         raise JobFailed(str(exc), "warmup_diverged", "warmup.learning_rate") from exc
-    if result.stopped:
-        raise JobStopped
     ctx.phase("measuring_after", vaa["steps"] * vaa["repeats"])
-    after = _vaa_estimates(network, inputs, ctx, vaa, seed)
+    after = _vaa_estimates(network, inputs, ctx, stop, vaa, seed)
     metrics = {
         "vaa_before": statistics.fmean(before),
         "vaa_after": statistics.fmean(after),
@@ -173,7 +191,7 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
     }
     judged = judge(metrics["vaa_before"], metrics["vaa_after"], VAA_SAMPLES)
     outcome = judged.as_dict() if judged else None
-    _stop_if_asked(ctx)
+    stop()
     ctx.phase("exporting", 1)
     name = request["name"]
     with ctx.sessions() as session:
@@ -194,7 +212,7 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
         )
 
 
-def run_measure(request: Request, ctx: JobContext) -> None:
+def run_measure(request: Request, ctx: JobContext, stop: _Stop) -> None:
     """Exact VAA of a stored version, `repeats` independent estimates."""
     device = _device(request["device"])
     seed, repeats = request["seed"], request["repeats"]
@@ -206,7 +224,7 @@ def run_measure(request: Request, ctx: JobContext) -> None:
     started = time.perf_counter()
     vaa = {"steps": ctx.settings.vaa_steps, "repeats": repeats}
     ctx.phase("measuring", vaa["steps"] * repeats)
-    estimates = _vaa_estimates(network, inputs, ctx, vaa, seed)
+    estimates = _vaa_estimates(network, inputs, ctx, stop, vaa, seed)
     result = {
         "model": request["model"],
         "version": request["version"],
@@ -223,7 +241,7 @@ def run_measure(request: Request, ctx: JobContext) -> None:
         session.commit()
 
 
-def run_export(request: Request, ctx: JobContext) -> None:
+def run_export(request: Request, ctx: JobContext, stop: _Stop) -> None:
     """Produce and store the ONNX files of a version (each checked for parity with PyTorch)."""
     names: list[str] = request["files"]
     with ctx.sessions() as session:
@@ -232,7 +250,7 @@ def run_export(request: Request, ctx: JobContext) -> None:
         ctx.phase("exporting", len(names))
         files = []
         for done, name in enumerate(names, start=1):
-            _stop_if_asked(ctx)
+            stop()
             row = registry.get_or_create_file(stored, name)
             files.append({"name": row.name, "sha256": row.sha256, "size": row.size})
             ctx.progress(done, len(names))
@@ -240,10 +258,7 @@ def run_export(request: Request, ctx: JobContext) -> None:
         session.commit()
 
 
-STOP_CHECK_EVERY = 25  # training steps between two looks at the cancel flag (a database read)
-
-
-def run_compare(request: Request, ctx: JobContext) -> None:
+def run_compare(request: Request, ctx: JobContext, stop: _Stop) -> None:
     """Train the version's weights and a cold initialisation alike (models.comparison) and store
     both learning curves on the version: the comparison and the job's success commit together."""
     device = _device("auto")
@@ -263,8 +278,7 @@ def run_compare(request: Request, ctx: JobContext) -> None:
             arm_now = arm
             ctx.phase(f"training_{arm}", total)
         ctx.progress(done, total)
-        if done % STOP_CHECK_EVERY == 0:
-            _stop_if_asked(ctx)
+        stop()
 
     result = compare(make, request["task"], config, progress)
     summary = {"chance_loss": result["chance_loss"], **result["summary"]}
@@ -283,7 +297,7 @@ def run_compare(request: Request, ctx: JobContext) -> None:
         )
 
 
-RUNNERS: dict[str, Callable[[Request, JobContext], None]] = {
+RUNNERS: dict[str, Callable[[Request, JobContext, _Stop], None]] = {
     "warmup": run_warmup,
     "measure": run_measure,
     "export": run_export,
@@ -292,5 +306,6 @@ RUNNERS: dict[str, Callable[[Request, JobContext], None]] = {
 
 
 def run(kind: str, request: Request, ctx: JobContext) -> None:
-    """Run one job to success; raises JobStopped, JobFailed, or whatever went wrong."""
-    RUNNERS[kind](request, ctx)
+    """Run one job to success; raises JobStopped, JobFailed (job_time_limit past the wall-time
+    limit), or whatever went wrong."""
+    RUNNERS[kind](request, ctx, _Stop(ctx))
