@@ -77,11 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sequence_store=sequence_store,
             max_batch_time=settings.max_batch_time,
             max_inference_bytes=settings.max_inference_bytes,
+            batching=settings.batching_for,
         )
         app.state.telemetry.bind(app.state.sessions, app.state.inference)
         try:
             yield
         finally:
+            app.state.inference.close()
             engine.dispose()
             close = getattr(sequence_store, "close", None)
             if close is not None:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -18,6 +18,28 @@ LogLevel = Annotated[
     Literal["critical", "error", "warning", "info", "debug"],
     BeforeValidator(lambda value: value.lower() if isinstance(value, str) else value),
 ]
+
+
+class Batching(BaseModel):
+    """Dynamic batching of one model version: Triton's `dynamic_batching` and `instance_group`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(True, description="Run concurrent requests of equal time length as one batch.")
+    max_batch_size: int = Field(64, ge=1, description="Most sequences in one batch.")
+    max_queue_delay_us: int = Field(0, ge=0, description="Longest a request waits for a fuller batch (microseconds).")
+    instances: int = Field(2, ge=1, description="Batches of the version that run at once (threads).")
+
+
+class BatchingOverride(BaseModel):
+    """The settings of `Batching` that a model or version sets for itself; the rest are the server's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    max_batch_size: int | None = Field(None, ge=1)
+    max_queue_delay_us: int | None = Field(None, ge=0)
+    instances: int | None = Field(None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -56,6 +78,17 @@ class Settings(BaseSettings):
     )
 
     onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX Runtime session.")
+    batching: bool = Field(True, description="Dynamic batching of concurrent inference requests (per model version).")
+    max_batch_size: int = Field(64, ge=1, description="Most sequences in one dynamic batch.")
+    max_queue_delay_us: int = Field(
+        0, ge=0, description="Longest an inference request waits for a fuller batch (microseconds; 0: never)."
+    )
+    batch_instances: int = Field(2, ge=1, description="Batches of one model version that run at once.")
+    model_batching: dict[str, BatchingOverride] = Field(
+        {},
+        description='Per-model ("name") and per-version ("name/3") batching settings over the defaults, as JSON: '
+        '{"starter-gru": {"max_batch_size": 8}, "starter-gru/2": {"enabled": false}}.',
+    )
     session_cache_size: int = Field(16, ge=1, description="ONNX Runtime sessions kept in memory (LRU).")
     sequence_idle_timeout_s: float = Field(300.0, gt=0, description="A streaming sequence idle this long is dropped.")
     max_sequences: int = Field(
@@ -129,6 +162,19 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field(
         "info", description="Least severe log records written (JSON lines on stderr); `warmzoo serve --log-level` wins."
     )
+
+    def batching_for(self, name: str, version: int) -> Batching:
+        """A version's batching: the server's defaults, then its model's settings, then its own."""
+        values = {
+            "enabled": self.batching,
+            "max_batch_size": self.max_batch_size,
+            "max_queue_delay_us": self.max_queue_delay_us,
+            "instances": self.batch_instances,
+        }
+        for key in (name, f"{name}/{version}"):
+            if key in self.model_batching:
+                values.update(self.model_batching[key].model_dump(exclude_none=True))
+        return Batching(**values)
 
     @model_validator(mode="after")
     def _defaults_under_data_dir(self) -> Settings:

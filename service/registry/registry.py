@@ -353,6 +353,12 @@ class Registry:
         ).all()
         return Page(list(rows), total, limit, offset)
 
+    def version_numbers(self) -> list[tuple[str, int]]:
+        """(model name, version number) of every version, by name and number: the inference repository's index."""
+        stmt = select(ModelRow.name, VersionRow.number).join(VersionRow, VersionRow.model_id == ModelRow.id)
+        rows = self.session.execute(stmt.order_by(ModelRow.name, VersionRow.number))
+        return [(name, number) for name, number in rows]
+
     def search(
         self, filters: ModelFilter, limit: int, offset: int, sort: SortKey = "name"
     ) -> Page[tuple[ModelRow, VersionRow]]:

@@ -117,7 +117,7 @@ class DynamicBatcher:
         self.settings = settings
         self.stats = stats
         self._run = run
-        self._output_axes = output_axes
+        self._axes = output_axes
         self._queue: deque[_Queued] = deque()
         self._ready = threading.Condition()
         self._instances: list[threading.Thread] = []
@@ -205,7 +205,7 @@ class DynamicBatcher:
             for queued in batch:
                 rows = slice(offset, offset + queued.x.shape[0])
                 offset = rows.stop
-                results.append({name: _rows(array, self._output_axes.get(name, 0), rows) for name, array in outputs.items()})
+                results.append({name: _rows(array, self._axes.get(name, 0), rows) for name, array in outputs.items()})
             split = time.perf_counter_ns()
         except Exception as exc:  # the checks came before: an ONNX Runtime failure fails its whole batch
             for queued in batch:
@@ -218,4 +218,6 @@ class DynamicBatcher:
 
 
 def _rows(array: np.ndarray, axis: int, rows: slice) -> np.ndarray:
-    return array[rows] if axis == 0 else array[(slice(None),) * axis + (rows,)]
+    """A request's rows of a batched output; off the first axis (the `state` a sequence keeps) a
+    copy, so that what a sequence holds is its own rows, not a view keeping the whole batch alive."""
+    return array[rows] if axis == 0 else np.ascontiguousarray(array[(slice(None),) * axis + (rows,)])

@@ -1,10 +1,10 @@
 """The inference data plane: ONNX Runtime sessions, tensor checks and streaming sequences.
 
-The OIP routes only translate HTTP; this module decides what a request means. It
-owns a bounded LRU cache of ONNX Runtime sessions (one per model version), turns
-request tensors into arrays with a 400 that names the exact fault, and carries the
-recurrent state of open sequences (Triton's sequence extension) from one request
-to the next through a `SequenceStore`.
+The OIP routes only translate HTTP (or gRPC); this module decides what a request means. It
+owns a bounded LRU cache of ONNX Runtime sessions (one per model version, each with its
+`DynamicBatcher`), turns request tensors into arrays with a 400 that names the exact fault,
+and carries the recurrent state of open sequences (Triton's sequence extension) from one
+request to the next through a `SequenceStore`.
 
 The ONNX contract (models.onnx): inputs `input` FP32 [batch, time, input_size]
 and `state` FP32 [num_layers, batch, state_size] (optional, zero default);
@@ -13,22 +13,28 @@ outputs `output` FP32 [batch, time, output_size] and `state_out`, served as `sta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from anyio.to_thread import run_sync
 
 from warmzoo.models.spec import RNNSpec
+from warmzoo.service.core.config import Batching
 from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.core.gc_pauses import freeze_long_lived
 from warmzoo.service.security.budgets import check_inference
+from warmzoo.service.serving.batching import STATE_AXIS, DynamicBatcher, Outputs, StatisticsRecorder
 from warmzoo.service.serving.oip import (
     InferenceRequest,
     InferenceResult,
@@ -37,6 +43,7 @@ from warmzoo.service.serving.oip import (
     ModelReady,
     Parameters,
     RawInputs,
+    RepositoryIndexEntry,
     RequestInput,
 )
 from warmzoo.service.serving.sequences import (
@@ -49,7 +56,14 @@ from warmzoo.service.serving.sequences import (
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("sequence", "sequence(string_id)", "binary_tensor_data")
+EXTENSIONS = (
+    "sequence",
+    "sequence(string_id)",
+    "binary_tensor_data",
+    "model_configuration",
+    "model_repository",
+    "statistics",
+)
 """OIP extensions this data plane speaks, for the server metadata."""
 
 PLATFORM = "onnxruntime_onnx"
@@ -80,6 +94,8 @@ class ServedModel:
 
 Resolver = Callable[[str, str | None], ServedModel]
 """(name, version or None for the `latest` alias) -> the served model; raises WarmzooError (not found) when there is none."""
+BatchingOf = Callable[[str, int], Batching]
+"""(name, version) -> the version's batching settings."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,7 @@ class _Loaded:
     session: ort.InferenceSession
     inputs: dict[str, MetadataTensor]  # OIP name -> metadata, of the INPUTS the graph has
     outputs: dict[str, tuple[str, MetadataTensor]]  # OIP name -> (ONNX name, metadata), graph order
+    batcher: DynamicBatcher
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,7 @@ class InferenceService:
         sequence_store: SequenceStore | None = None,
         max_batch_time: int = 100_000,
         max_inference_bytes: int = 64 * 2**20,
+        batching: BatchingOf = lambda name, version: Batching(),
     ) -> None:
         """`intra_op_threads` 0 lets ONNX Runtime choose; `max_batch_time` bounds batch x time of one
         request and `max_inference_bytes` the bytes of its tensors (security.budgets.inference_bytes)."""
@@ -132,6 +150,8 @@ class InferenceService:
         # striped locks serialise them within this process without per-sequence bookkeeping.
         self._sequence_locks = [threading.Lock() for _ in range(64)]
         self._in_flight = 0  # requests inside infer_async, on any protocol
+        self._batching = batching
+        self._statistics: dict[tuple[str, int], StatisticsRecorder] = {}  # outlive evicted sessions
 
     # -- metadata and health -------------------------------------------------------------
 
@@ -152,41 +172,144 @@ class InferenceService:
         self._load(served)
         return ModelReady(name=served.name, ready=True)
 
+    def close(self) -> None:
+        """Stop the batchers' threads once their queues are empty (the server is stopping)."""
+        with self._sessions_lock:
+            for loaded in self._sessions.values():
+                loaded.batcher.close()
+
     def cached_sessions(self) -> list[tuple[str, int]]:
         """(name, version) of the sessions in memory, least recently used first."""
         with self._sessions_lock:
             return list(self._sessions)
+
+    def config(self, name: str, version: str | None) -> dict[str, Any]:
+        """Triton's JSON model configuration of a version. Dims leave out the batch axis, which is
+        the first of `input` and `output` but the second of `state` (the parameter
+        `state_batch_axis` says so); every model streams, with the server keeping `state` between
+        the steps of a sequence (Triton's implicit state)."""
+        served = self._resolve(name, version)
+        loaded = self._load(served)
+        settings = loaded.batcher.settings
+        state_dims = [served.spec.num_layers, served.spec.state_size]
+
+        def tensor(meta: MetadataTensor, optional: bool = False) -> dict[str, Any]:
+            dims = [d for axis, d in enumerate(meta.shape) if axis != (STATE_AXIS if meta.name == "state" else 0)]
+            optional_flag = {"optional": True} if optional else {}
+            return {"name": meta.name, "data_type": "TYPE_FP32", "dims": dims, **optional_flag}
+
+        config: dict[str, Any] = {
+            "name": served.name,
+            "platform": PLATFORM,
+            "backend": "onnxruntime",
+            "version_policy": {"specific": {"versions": [served.version]}},
+            "max_batch_size": settings.max_batch_size,
+            "input": [tensor(meta, optional=meta.name == "state") for meta in loaded.inputs.values()],
+            "output": [tensor(meta) for _, meta in loaded.outputs.values()],
+            "instance_group": [{"name": served.name, "kind": "KIND_CPU", "count": settings.instances}],
+            "sequence_batching": {
+                "max_sequence_idle_microseconds": int(self.sequences.idle_timeout_s * 1_000_000),
+                "state": [
+                    {
+                        "input_name": "state",
+                        "output_name": "state",
+                        "data_type": "TYPE_FP32",
+                        "dims": state_dims,
+                        "initial_state": [{"name": "zeros", "data_type": "TYPE_FP32", "dims": state_dims, "zero_data": True}],
+                    }
+                ],
+            },
+            "parameters": {"state_batch_axis": {"string_value": str(STATE_AXIS)}},
+        }
+        if settings.enabled:
+            config["dynamic_batching"] = {"max_queue_delay_microseconds": settings.max_queue_delay_us}
+        return config
+
+    def repository_index(self, versions: Iterable[tuple[str, int]], *, ready_only: bool) -> list[RepositoryIndexEntry]:
+        """Triton's repository index of these versions: READY with its session loaded, else unloaded
+        (it loads on its first request)."""
+        loaded = set(self.cached_sessions())
+        entries = [
+            RepositoryIndexEntry(name=name, version=str(number), state="READY", reason="")
+            if (name, number) in loaded
+            else RepositoryIndexEntry(name=name, version=str(number), state="UNAVAILABLE", reason="unloaded")
+            for name, number in versions
+        ]
+        return [entry for entry in entries if entry.state == "READY"] if ready_only else entries
+
+    def statistics(self, name: str | None, version: str | None) -> list[dict[str, Any]]:
+        """Triton's `model_stats` of every version this process served (`name` None), of one
+        model's, or of one version (zeros before its first request)."""
+        if name is None:
+            with self._sessions_lock:
+                recorded = sorted(self._statistics.items())
+            return [stats.report(*key) for key, stats in recorded]
+        if version is None:
+            self._resolve(name, None)  # the model exists, or 404
+            with self._sessions_lock:
+                recorded = sorted((key, stats) for key, stats in self._statistics.items() if key[0] == name)
+            return [stats.report(*key) for key, stats in recorded]
+        served = self._resolve(name, version)
+        return [self._stats(served).report(served.name, served.version)]
+
+    def _stats(self, served: ServedModel) -> StatisticsRecorder:
+        with self._sessions_lock:
+            return self._statistics.setdefault((served.name, served.version), StatisticsRecorder())
+
+    @contextmanager
+    def _counted(self, served: ServedModel, started_ns: int) -> Iterator[None]:
+        """Count a request of this version as a success or a failure, with its time since `started_ns`."""
+        stats = self._stats(served)
+        try:
+            yield
+        except BaseException:
+            stats.request(False, time.perf_counter_ns() - started_ns)
+            raise
+        stats.request(True, time.perf_counter_ns() - started_ns)
 
     # -- inference --------------------------------------------------------------------------
 
     async def infer_async(
         self, name: str, version: str | None, request: InferenceRequest, raw: RawInputs | None = None, owner: str = ""
     ) -> InferenceResult:
-        """The one way in for every protocol: `infer` on the event loop when `runs_inline` says it
-        is quick, else in a thread. Under load a request waiting for a thread queued behind the
-        database routes' work (32 clients, 2 API processes: infer p99 107 ms in a thread, 82 ms on
-        the loop)."""
+        """The one way in for every protocol. A request the event loop can check (`_checks_on_loop`)
+        is checked there and, with batching on, waits there for its batch; without batching it runs
+        there when `runs_inline` says it is quick. Any other runs in a thread. Under load a request
+        waiting for a thread queued behind the database routes' work (32 clients, 2 API processes:
+        infer p99 107 ms in a thread, 82 ms on the loop)."""
         self._in_flight += 1
         try:
+            loaded = self._checks_on_loop(name, version, request)
+            if loaded is not None and loaded.batcher.settings.enabled:
+                started = time.perf_counter_ns()
+                with self._counted(loaded.served, started):
+                    x, state, wanted = self._checked(loaded, request, raw or {}, _Sequence(None, False, False), None)
+                    outputs = await asyncio.wrap_future(loaded.batcher.submit(x, state))
+                    return _result(loaded.served, request, outputs, wanted)
             if self.runs_inline(name, version, request, alone=self._in_flight == 1):
                 return self.infer(name, version, request, raw, owner)
             return await run_sync(self.infer, name, version, request, raw, owner)
         finally:
             self._in_flight -= 1
 
-    def runs_inline(self, name: str, version: str | None, request: InferenceRequest, *, alone: bool) -> bool:
-        """Whether `infer(name, version, request)` may run on the event loop: a version named by
-        number whose session is loaded (no database, no export), outside a sequence (its store
-        may be Redis), at most QUICK_MULTIPLY_ADDS of work, or ALONE_MULTIPLY_ADDS when the
-        request is `alone` in flight. The caller runs the rest in a thread."""
+    def _checks_on_loop(self, name: str, version: str | None, request: InferenceRequest) -> _Loaded | None:
+        """The loaded session of a request that needs no I/O before its run: a version named by
+        number whose session is loaded (no database, no export), outside a sequence (its store may
+        be Redis)."""
         in_sequence = (request.parameters or {}).get("sequence_id", 0) not in (0, "")
-        if version is None or not (version.isascii() and version.isdigit()) or in_sequence or len(request.inputs) != 1:
-            return False
+        if version is None or not (version.isascii() and version.isdigit()) or in_sequence:
+            return None
         with self._sessions_lock:
-            loaded = self._sessions.get((name, int(version)))
-        shape = request.inputs[0].shape
-        if loaded is None or len(shape) != 3:
+            return self._sessions.get((name, int(version)))
+
+    def runs_inline(self, name: str, version: str | None, request: InferenceRequest, *, alone: bool) -> bool:
+        """Whether `infer(name, version, request)` may run on the event loop: one the loop can
+        check (`_checks_on_loop`), of at most QUICK_MULTIPLY_ADDS of work, or ALONE_MULTIPLY_ADDS
+        when the request is `alone` in flight. The caller runs the rest in a thread."""
+        loaded = self._checks_on_loop(name, version, request)
+        if loaded is None or len(request.inputs) != 1 or len(request.inputs[0].shape) != 3:
             return False
+        shape = request.inputs[0].shape
         work = multiply_adds(loaded.served.spec, shape[0], shape[1])
         return 0 <= work <= (ALONE_MULTIPLY_ADDS if alone else QUICK_MULTIPLY_ADDS)
 
@@ -197,14 +320,16 @@ class InferenceService:
         `raw` holds the inputs sent as bytes (binary extension, gRPC raw contents) by input index.
         A sequence belongs to the `owner` who started it (an API key, or a client address): to
         anyone else it does not exist, and each owner's open sequences are bounded."""
+        started = time.perf_counter_ns()
         sequence = _sequence_parameters(request.parameters)
         if sequence.id is None:
             served = self._resolve(name, version)
-            return _result(served, request, *self._compute(served, request, raw or {}, sequence, None))
+            with self._counted(served, started):
+                return _result(served, request, *self._compute(served, request, raw or {}, sequence, None))
 
         key = json.dumps([owner, name, sequence.id])  # per owner and model, and 42 and "42" stay distinct
         try:
-            return self._infer_in_sequence(name, version, request, raw or {}, sequence, key, owner)
+            return self._infer_in_sequence(name, version, request, raw or {}, sequence, key, owner, started)
         except SequenceStoreUnavailable as exc:
             raise WarmzooError(
                 Reason.UNAVAILABLE,
@@ -223,6 +348,7 @@ class InferenceService:
         sequence: _Sequence,
         key: str,
         owner: str,
+        started_ns: int,
     ) -> InferenceResult:
         with self._sequence_locks[hash(key) % len(self._sequence_locks)]:
             carried = None if sequence.start else self.sequences.get(key)
@@ -238,12 +364,13 @@ class InferenceService:
             if carried is not None and version is None:
                 version = str(carried.version)  # a sequence stays on the version it started on
             served = self._resolve(name, version)
-            outputs, wanted = self._compute(served, request, raw, sequence, carried)
-            if sequence.end:
-                self.sequences.delete(key, owner)
-            else:
-                self._keep(key, SequenceState(served.version, outputs["state"]), owner)
-            return _result(served, request, outputs, wanted)
+            with self._counted(served, started_ns):
+                outputs, wanted = self._compute(served, request, raw, sequence, carried)
+                if sequence.end:
+                    self.sequences.delete(key, owner)
+                else:
+                    self._keep(key, SequenceState(served.version, outputs["state"]), owner)
+                return _result(served, request, outputs, wanted)
 
     def _compute(
         self,
@@ -252,8 +379,9 @@ class InferenceService:
         raw: RawInputs,
         sequence: _Sequence,
         carried: SequenceState | None,
-    ) -> tuple[dict[str, np.ndarray], list[str]]:
-        """Every graph output by OIP name, and the names to return; all checks come before the run."""
+    ) -> tuple[Outputs, list[str]]:
+        """Every graph output by OIP name, and the names to return; all checks come before the run,
+        which is batched with concurrent requests when the version's batching is on."""
         if carried is not None and served.version != carried.version:
             raise WarmzooError(
                 Reason.BAD_REQUEST,
@@ -264,15 +392,28 @@ class InferenceService:
                 code="sequence_mismatch",
             )
         loaded = self._load(served)
+        x, state, wanted = self._checked(loaded, request, raw, sequence, carried)
+        if loaded.batcher.settings.enabled:
+            return loaded.batcher.submit(x, state).result(), wanted
+        return loaded.batcher.run_now(x, state), wanted
+
+    def _checked(
+        self,
+        loaded: _Loaded,
+        request: InferenceRequest,
+        raw: RawInputs,
+        sequence: _Sequence,
+        carried: SequenceState | None,
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The run's `input` and `state` (the sent, carried or zero state), and the outputs to return."""
+        served = loaded.served
         x, state = _inputs(loaded, served, request, raw, self.max_batch_time, self.max_inference_bytes)
         wanted = _requested_outputs(loaded, served, request)
         if carried is not None:
             state = _carried_state(sequence.id, carried, request, x, state)
         elif state is None:
             state = np.zeros((served.spec.num_layers, x.shape[0], served.spec.state_size), dtype=np.float32)
-        onnx_names = [onnx_name for onnx_name, _ in loaded.outputs.values()]
-        arrays = loaded.session.run(onnx_names, {"input": x, "state": state})
-        return dict(zip(loaded.outputs, arrays, strict=True)), wanted
+        return x, state, wanted
 
     def _keep(self, key: str, value: SequenceState, owner: str) -> None:
         try:
@@ -314,7 +455,8 @@ class InferenceService:
             loaded = self._sessions.setdefault(key, loaded)  # another thread may have won the race
             self._sessions.move_to_end(key)
             while len(self._sessions) > self._cache_size:
-                self._sessions.popitem(last=False)
+                _, evicted = self._sessions.popitem(last=False)
+                evicted.batcher.close()
         freeze_long_lived()  # the session, and the exporter's modules if it just ran, stay loaded
         return loaded
 
@@ -343,7 +485,14 @@ class InferenceService:
                 f"it lacks {sorted(missing)}",
                 code="model_unavailable",
             )
-        return _Loaded(served, session, inputs, outputs)
+        onnx_names = [onnx_name for onnx_name, _ in outputs.values()]
+
+        def run(x: np.ndarray, state: np.ndarray) -> Outputs:
+            return dict(zip(outputs, session.run(onnx_names, {"input": x, "state": state}), strict=True))
+
+        settings = self._batching(served.name, served.version)
+        batcher = DynamicBatcher(run, {"state": STATE_AXIS}, settings, self._stats(served))
+        return _Loaded(served, session, inputs, outputs, batcher)
 
 
 def multiply_adds(spec: RNNSpec, batch: int, steps: int) -> int:

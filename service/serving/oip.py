@@ -131,6 +131,29 @@ class ServerMetadata(BaseModel):
     extensions: list[str]
 
 
+class ModelStatistics(BaseModel):
+    """Triton's statistics extension: one `model_stats` entry per model version."""
+
+    model_stats: list[dict[str, Any]]
+
+
+class RepositoryIndexRequest(BaseModel):
+    """Triton's model repository index request: `ready` lists only the versions loaded now."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ready": False}]})
+
+    ready: bool = False
+
+
+class RepositoryIndexEntry(BaseModel):
+    """One version in the repository index; `reason` says why it is not READY."""
+
+    name: str
+    version: str
+    state: str
+    reason: str
+
+
 class ServerLive(BaseModel):
     live: bool
 
@@ -208,7 +231,8 @@ def encode_response(result: InferenceResult, request: InferenceRequest) -> tuple
         if default if own.get(name) is None else own[name] is True:
             data = np.ascontiguousarray(array, dtype="<f4").tobytes()
             tail.append(data)
-            outputs.append(ResponseOutput(name=name, shape=shape, datatype=datatype, parameters={"binary_data_size": len(data)}))
+            sized = {"binary_data_size": len(data)}
+            outputs.append(ResponseOutput(name=name, shape=shape, datatype=datatype, parameters=sized))
         else:
             outputs.append(ResponseOutput(name=name, shape=shape, datatype=datatype, data=array.ravel().tolist()))
     response = InferenceResponse(

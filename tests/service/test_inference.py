@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from warmzoo.service.api.errors import install_error_handlers
 from warmzoo.service.api.metrics import Telemetry, TelemetryMiddleware
 from warmzoo.service.api.routes.inference import health, router
 from warmzoo.service.core.config import Settings
+from warmzoo.service.core.config import Batching
 from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.serving import dataplane
 from warmzoo.service.serving.dataplane import (
@@ -91,9 +92,19 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def service(registry: Registry, clock: Clock) -> InferenceService:
+def service(registry: Registry, clock: Clock, request: pytest.FixtureRequest) -> Iterator[InferenceService]:
+    """Batching on (the default), or as a test's indirect parameter says."""
+    batching = getattr(request, "param", Batching())
     store = MemorySequenceStore(idle_timeout_s=60, max_sequences=3, clock=clock)
-    return InferenceService(registry.resolve, session_cache_size=2, sequence_store=store, max_batch_time=1000)
+    service = InferenceService(
+        registry.resolve,
+        session_cache_size=2,
+        sequence_store=store,
+        max_batch_time=1000,
+        batching=lambda name, version: batching,
+    )
+    yield service
+    service.close()
 
 
 @pytest.fixture
@@ -182,6 +193,7 @@ def test_small_requests_on_loaded_versions_run_inline(service: InferenceService)
     assert not service.runs_inline("gru", "1", large, alone=True)
 
 
+@pytest.mark.parametrize("service", [Batching(enabled=False)], indirect=True)
 def test_requests_go_to_a_thread_unless_small_or_alone(
     client: TestClient, service: InferenceService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -301,7 +313,8 @@ def test_the_body_is_json_whatever_its_content_type(client: TestClient, content_
 def binary_request(header: dict, *tensors: np.ndarray) -> tuple[bytes, dict[str, str]]:
     """A body of the binary tensor data extension: the JSON header, then the tensors' bytes."""
     head = json.dumps(header).encode()
-    return head + b"".join(t.astype("<f4").tobytes() for t in tensors), {"Inference-Header-Content-Length": str(len(head))}
+    tail = b"".join(t.astype("<f4").tobytes() for t in tensors)
+    return head + tail, {"Inference-Header-Content-Length": str(len(head))}
 
 
 def binary_response(response) -> tuple[dict, dict[str, np.ndarray]]:
@@ -325,15 +338,15 @@ def test_binary_tensors_in_and_out(client: TestClient, exported: dict) -> None:
     state = np.random.default_rng(1).normal(size=(2, 2, 8)).astype(np.float32)
     y, final = torch_forward(network, x, state)
     inputs = [
-        {"name": "input", "shape": list(x.shape), "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}},
-        {"name": "state", "shape": list(state.shape), "datatype": "FP32", "parameters": {"binary_data_size": state.nbytes}},
+        {"name": name, "shape": list(a.shape), "datatype": "FP32", "parameters": {"binary_data_size": a.nbytes}}
+        for name, a in (("input", x), ("state", state))
     ]
     content, headers = binary_request({"inputs": inputs, "parameters": {"binary_data_output": True}}, x, state)
     response = client.post("/v2/models/gru/infer", content=content, headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/octet-stream"
     body, got = binary_response(response)
-    assert [o["parameters"] for o in body["outputs"]] == [{"binary_data_size": y.nbytes}, {"binary_data_size": final.nbytes}]
+    assert [o["parameters"]["binary_data_size"] for o in body["outputs"]] == [y.nbytes, final.nbytes]
     np.testing.assert_allclose(got["output"], y, atol=ATOL)
     np.testing.assert_allclose(got["state"], final, atol=ATOL)
 

@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope
 
-from warmzoo.service.api.deps import CallerDep
+from warmzoo.service.api.deps import CallerDep, RegistryDep
 from warmzoo.service.api.errors import error_responses
 from warmzoo.service.serving.dataplane import EXTENSIONS, InferenceService
 from warmzoo.service.serving.oip import (
@@ -31,6 +31,9 @@ from warmzoo.service.serving.oip import (
     InferenceResponse,
     ModelMetadata,
     ModelReady,
+    ModelStatistics,
+    RepositoryIndexEntry,
+    RepositoryIndexRequest,
     ServerLive,
     ServerMetadata,
     ServerReady,
@@ -102,7 +105,46 @@ async def server_ready() -> ServerReady:
 
 @router.get("")
 async def server_metadata(request: Request) -> ServerMetadata:
+    """The server and the protocol extensions it speaks."""
     return ServerMetadata(name="warmzoo", version=request.app.version, extensions=list(EXTENSIONS))
+
+
+@router.get("/models/stats")
+def server_statistics(inference: Inference) -> ModelStatistics:
+    """Triton's statistics extension: counts and cumulative durations of every version this
+    server process has served (each API process counts its own)."""
+    return ModelStatistics(model_stats=inference.statistics(None, None))
+
+
+@router.get("/models/{name}/stats", responses=error_responses(404))
+def model_statistics(inference: Inference, name: str) -> ModelStatistics:
+    return ModelStatistics(model_stats=inference.statistics(name, None))
+
+
+@router.get("/models/{name}/versions/{version}/stats", responses=error_responses(404))
+def model_version_statistics(inference: Inference, name: str, version: str) -> ModelStatistics:
+    return ModelStatistics(model_stats=inference.statistics(name, version))
+
+
+@router.get("/models/{name}/config", responses=error_responses(404, 503))
+def model_config(inference: Inference, name: str) -> dict[str, Any]:
+    """Triton's model configuration extension (JSON), of the `latest` version."""
+    return inference.config(name, None)
+
+
+@router.get("/models/{name}/versions/{version}/config", responses=error_responses(404, 503))
+def model_version_config(inference: Inference, name: str, version: str) -> dict[str, Any]:
+    """Triton's model configuration extension (JSON)."""
+    return inference.config(name, version)
+
+
+@router.post("/repository/index")
+def repository_index(
+    inference: Inference, registry: RegistryDep, body: Annotated[RepositoryIndexRequest | None, Body()] = None
+) -> list[RepositoryIndexEntry]:
+    """Triton's model repository extension: every version in the zoo, READY once its session is
+    loaded (any version loads on its first request); `ready: true` lists only those."""
+    return inference.repository_index(registry.version_numbers(), ready_only=body is not None and body.ready)
 
 
 @router.get("/models/{name}", responses=error_responses(404, 503))
