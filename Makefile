@@ -8,7 +8,7 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install browser serve test test-fast bench bench-peers constraints audit clean
+.PHONY: install browser serve test test-fast bench bench-peers constraints protos audit clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,21 @@ constraints:  ## re-pin constraints.txt to the newest releases pyproject.toml al
 	.venv-pin/bin/python -m pip install --quiet -e '.[test]'
 	{ sed -n '/^#/p' constraints.txt; .venv-pin/bin/python -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.new
 	mv constraints.new constraints.txt && rm -rf .venv-pin
+
+PROTOS := service/api/grpc/protos
+PROTOS_PACKAGE := warmzoo.service.api.grpc.protos
+
+# grpcio-tools as constraints.txt pins it: its protoc (33.x) writes code that protobuf 6.33, the
+# runtime tritonclient allows, can load
+protos: $(STAMP)  ## regenerate the gRPC stubs in service/api/grpc/protos from its .proto files (Triton's, verbatim)
+	rm -f $(PROTOS)/*_pb2*.py $(PROTOS)/*_pb2*.pyi
+	# -I at the folder: the files register as grpc_service.proto and model_config.proto, the names
+	# tritonclient's own stubs use, so both load into one process
+	$(BIN)/python -m grpc_tools.protoc -I $(PROTOS) --python_out=$(PROTOS) --pyi_out=$(PROTOS) \
+		--grpc_python_out=$(PROTOS) $(PROTOS)/grpc_service.proto $(PROTOS)/model_config.proto
+	rm $(PROTOS)/model_config_pb2_grpc.py  # no service in it
+	# protoc writes top-level imports (`import model_config_pb2`): make them imports of the package
+	sed -i -E 's/^import (grpc_service_pb2|model_config_pb2) as/from $(PROTOS_PACKAGE) import \1 as/' $(PROTOS)/*_pb2*.py*
 
 audit: $(STAMP)  ## known vulnerabilities of the pinned dependencies (pip-audit asks PyPI's advisories)
 	$(BIN)/python -m pip install --quiet 'pip-audit>=2.7'

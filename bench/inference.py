@@ -1,4 +1,4 @@
-"""Inference speed: ONNX Runtime against PyTorch eager, and what the /v2 HTTP path adds.
+"""Inference speed: ONNX Runtime against PyTorch eager, and what the /v2 HTTP and gRPC paths add.
 
     python -m bench.inference [--steps 100] [--hidden 256] [--repeats 200] [--threads 1 2]
 
@@ -6,7 +6,8 @@ Prints figures, asserts nothing. Both engines get the same number of intra-op th
 one (the service's default, WARMZOO_ONNX_THREADS=1), then two (this machine's cores);
 batch 1, 2 layers. The HTTP part runs a real `warmzoo serve` on 127.0.0.1 (its own
 process: client and server do not share a GIL) and times two clients: httpx, and the
-standard library's leaner http.client, which shows how much of a round trip is the client's.
+standard library's leaner http.client, which shows how much of a round trip is the client's;
+and gRPC /v2 with two clients: tritonclient.grpc, and the bare generated stub.
 """
 
 from __future__ import annotations
@@ -18,15 +19,20 @@ import statistics
 import time
 from collections.abc import Callable
 
+import grpc
 import httpx
 import numpy as np
 import onnxruntime as ort
 import torch
+import tritonclient.grpc as grpcclient
 
 from bench.server import local_server, publish
-from warmzoo.models.onnx import ExportError, export_onnx
+from tests.helpers.server import free_port
 from warmzoo.models.network import Network, build_network
+from warmzoo.models.onnx import ExportError, export_onnx
 from warmzoo.models.spec import CELLS, RNNSpec
+from warmzoo.service.api.grpc.protos import grpc_service_pb2 as pb
+from warmzoo.service.api.grpc.protos.grpc_service_pb2_grpc import GRPCInferenceServiceStub
 
 
 def timings(
@@ -115,7 +121,14 @@ def through_server(args: argparse.Namespace) -> None:
     raw = json.dumps(body).encode()
     path = "/v2/models/bench/versions/1/infer"
 
-    with local_server() as url:
+    grpc_port = free_port()
+    stub_request = pb.ModelInferRequest(model_name="bench", model_version="1", id="bench")
+    stub_request.inputs.add(name="input", datatype="FP32", shape=x.shape)
+    stub_request.raw_input_contents.append(x.tobytes())
+    triton_input = grpcclient.InferInput("input", list(x.shape), "FP32")
+    triton_input.set_data_from_numpy(x)
+
+    with local_server(grpc_port=grpc_port) as url:
         publish(url, "bench", spec)
         onnx_bytes = httpx.get(f"{url}/v1/models/bench/versions/1/files/model.onnx").content
         direct = session(onnx_bytes)
@@ -134,10 +147,17 @@ def through_server(args: argparse.Namespace) -> None:
             assert response.status == 200, response.read()
             return json.loads(response.read())
 
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with (
+            httpx.Client(base_url=url, timeout=30) as client,
+            grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}") as triton,
+            grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+        ):
+            stub = GRPCInferenceServiceStub(channel)
             calls = {
                 "/v2 infer, httpx client": lambda: with_httpx(client),
                 "/v2 infer, http.client (stdlib)": with_stdlib,
+                "gRPC ModelInfer, tritonclient.grpc": lambda: triton.infer("bench", [triton_input], model_version="1"),
+                "gRPC ModelInfer, generated stub": lambda: stub.ModelInfer(stub_request),
                 "GET /v2/health/live, httpx client": lambda: client.get("/v2/health/live"),
                 "ONNX Runtime session.run": lambda: direct.run(None, {"input": x, "state": state}),
             }
@@ -147,13 +167,14 @@ def through_server(args: argparse.Namespace) -> None:
         lean.close()
 
     print(f"\nLatency through `warmzoo serve`, gru, batch 1, T={args.steps}, hidden {args.hidden}, 2 layers ({args.repeats} requests)")
-    print(f"{'path':38} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'path':40} {'p50 ms':>8} {'p99 ms':>8}")
     for name, values in rows.items():
-        print(f"{name:38} {1e3 * percentile(values, 50):8.3f} {1e3 * percentile(values, 99):8.3f}")
+        print(f"{name:40} {1e3 * percentile(values, 50):8.3f} {1e3 * percentile(values, 99):8.3f}")
     base = percentile(rows["ONNX Runtime session.run"], 50)
-    for name in ("/v2 infer, httpx client", "/v2 infer, http.client (stdlib)"):
-        trip = percentile(rows[name], 50)
-        print(f"{name}: HTTP adds {1e3 * (trip - base):.3f} ms at p50 ({trip / base:.2f}x the direct call)")
+    for name in rows:
+        if "infer" in name or "Infer" in name:
+            trip = percentile(rows[name], 50)
+            print(f"{name}: the server and client add {1e3 * (trip - base):.3f} ms at p50 ({trip / base:.2f}x the direct call)")
 
 
 def main() -> None:
@@ -161,7 +182,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, nargs="*", default=[1, 2], help="none: only the server part")
     args = parser.parse_args()
     graphs = exported(args)
     for threads in args.threads:

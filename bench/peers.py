@@ -37,10 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
-import glob
 import hashlib
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -52,7 +49,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -64,6 +60,7 @@ import onnxruntime as ort
 from bench.server import publish, server_process
 from tests.helpers.server import ROOT, free_port
 from warmzoo.models.spec import RNNSpec
+from warmzoo.service.api.grpc.protos import grpc_service_pb2 as pb  # Triton's v2 gRPC, the wire KServe's is
 
 SPECS = {
     cell: RNNSpec(cell=cell, input_size=1, hidden_size=256, num_layers=2, output_size=1) for cell in ("gru", "brc")
@@ -143,7 +140,8 @@ def _running(
 def warmzoo(name: str, onnx_threads: int, batching: bool, files: Path | None = None) -> Iterator[Server]:
     """`warmzoo serve` with the race's models published; with `files`, their model.onnx is saved there."""
     env = {"WARMZOO_ONNX_THREADS": str(onnx_threads), "WARMZOO_BATCHING": "1" if batching else "0"}
-    with server_process(**env) as (url, process):
+    grpc_port = free_port()
+    with server_process(grpc_port, **env) as (url, process):
         for model, spec in SPECS.items():
             publish(url, model, spec)
             if files is not None:
@@ -151,7 +149,7 @@ def warmzoo(name: str, onnx_threads: int, batching: bool, files: Path | None = N
                 answer.raise_for_status()
                 (files / model).mkdir()
                 (files / model / "model.onnx").write_bytes(answer.content)
-        yield Server(name, url, None, "1", process.pid)
+        yield Server(name, url, f"127.0.0.1:{grpc_port}", "1", process.pid)
 
 
 @contextmanager
@@ -206,19 +204,6 @@ def mlserver(files: Path, onnx_threads: int, max_batch_size: int, max_batch_time
 # -- the requests --------------------------------------------------------------------------
 
 
-@functools.cache
-def _grpc_messages() -> ModuleType:
-    """The v2 gRPC messages (KServe's grpc_predict_v2, the same service as Triton's), from the KServe venv."""
-    found = glob.glob(str(KSERVE_VENV / "lib/python3*/site-packages/kserve/protocol/grpc/grpc_predict_v2_pb2.py"))
-    if not found:
-        sys.exit(f"no grpc_predict_v2_pb2.py in {KSERVE_VENV}: build it (run once without --protocols grpc)")
-    spec = importlib.util.spec_from_file_location("grpc_predict_v2_pb2", found[0])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def sample(model: str) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((1, TIME_STEPS, SPECS[model].input_size)).astype(np.float32)
 
@@ -229,7 +214,6 @@ def http_body(x: np.ndarray) -> bytes:
 
 
 def grpc_body(x: np.ndarray, model: str, version: str | None) -> bytes:
-    pb = _grpc_messages()
     request = pb.ModelInferRequest(model_name=model, model_version=version or "")
     request.inputs.add(name="input", datatype="FP32", shape=list(x.shape))
     request.outputs.add(name="output")
@@ -238,7 +222,6 @@ def grpc_body(x: np.ndarray, model: str, version: str | None) -> bytes:
 
 
 def _grpc_output(answer: bytes) -> np.ndarray:
-    pb = _grpc_messages()
     response = pb.ModelInferResponse.FromString(answer)
     (output,) = [i for i, tensor in enumerate(response.outputs) if tensor.name == "output"]
     tensor = response.outputs[output]

@@ -28,19 +28,21 @@ BENCH_SETTINGS = {
 
 
 @contextmanager
-def local_server(**overrides: str) -> Iterator[str]:
+def local_server(grpc_port: int = 0, **overrides: str) -> Iterator[str]:
     """`warmzoo serve` on a fresh data dir and a free port, stopped (SIGTERM) afterwards;
-    `overrides` replace environment variables of BENCH_SETTINGS."""
-    with server_process(**overrides) as (url, _):
+    `overrides` replace environment variables of BENCH_SETTINGS. gRPC /v2 only on a `grpc_port`
+    asked for (several benchmark servers may run at once)."""
+    with server_process(grpc_port, **overrides) as (url, _):
         yield url
 
 
 @contextmanager
-def server_process(**overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server_process(grpc_port: int = 0, **overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`local_server`'s URL and the `warmzoo serve` process itself (its API runs in it when
     WARMZOO_API_PROCESSES is 1), for benchmarks that read its memory."""
     with tempfile.TemporaryDirectory() as data_dir:
-        with running_server(Path(data_dir), settings=BENCH_SETTINGS, log_level="warning", **overrides) as server:
+        options = {"settings": BENCH_SETTINGS, "log_level": "warning", "grpc_port": grpc_port}
+        with running_server(Path(data_dir), **options, **overrides) as server:
             yield server.url, server.process
 
 

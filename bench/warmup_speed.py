@@ -26,7 +26,7 @@ from torch import Tensor
 
 from warmzoo.models.device import resolve_device
 from warmzoo.models.network import Network, build_network
-from warmzoo.models.export import export_onnx
+from warmzoo.models.onnx import export_onnx
 from warmzoo.models.recurrence import eager_loops
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.tasks import make_task

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from warmzoo.models.distances import pairwise_distances
 from warmzoo.models.network import Network
+from warmzoo.models.stopping import Stop, never
 
 VAA_CHUNK = 250  # steps per chunk of the exact VAA roll: bounds memory, and is the period of the repeat check
 
@@ -41,10 +42,12 @@ def vaa(
     generator: torch.Generator,
     eps: float = 1e-4,
     stop_at_repeat: bool = True,
+    stop: Stop = never,
 ) -> float:
     """Exact VAA = (1/n) sum_i 1/N_i, N_i = #{j : ||z_j - z_i|| < eps}, after `steps`
     steps of the whole stack on one shared input u ~ N(0, I) from h0 [L, n, S].
-    `stop_at_repeat=False` rolls every step (the reference the shortcut is tested against)."""
+    `stop_at_repeat=False` rolls every step (the reference the shortcut is tested against);
+    `stop` is called before each chunk of the roll."""
     u = _gaussian(network.spec.input_size, generator, network.device)
     state, n = h0, h0.shape[1]
     x = u.view(1, 1, -1).expand(n, VAA_CHUNK, -1)
@@ -53,8 +56,10 @@ def vaa(
     # period divides the chunk) every later chunk would too: the end state is known exactly.
     first = steps % VAA_CHUNK
     if first:
+        stop()
         state = network.recurrent(x[:, :first], state)[1]
     for _ in range(steps // VAA_CHUNK):
+        stop()
         previous, state = state, network.recurrent(x, state)[1]
         if stop_at_repeat and torch.equal(state, previous):
             break
@@ -71,14 +76,17 @@ def vaa_star(
     generator: torch.Generator,
     eps: float = 1e-4,
     partial: bool = True,
+    stop: Stop = never,
 ) -> Tensor:
     """Differentiable VAA*_l for each layer l, as a tensor [L].
 
     Each layer rolls alone for `steps` steps on its own u_l from h0[l]; for a double
     layer with partial warm-up only the first half-cell is rolled (and so trained).
-    C_ij = 1 - relu(d_ij - eps) / (d_ij + 1e-6) is a soft "same attractor" count."""
+    C_ij = 1 - relu(d_ij - eps) / (d_ij + 1e-6) is a soft "same attractor" count. `stop` is
+    called before each layer's roll."""
     values = []
     for layer, s0 in zip(network.layers, h0):
+        stop()
         if partial and network.spec.double:
             s0 = layer.split(s0)[0]
             layer = layer.first
@@ -100,6 +108,7 @@ def measure_vaa(
     seed: int = 0,
     eps: float = 1e-4,
     replacement: bool = False,
+    stop: Stop = never,
 ) -> list[float]:
     """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data
     (distinct ones, or drawn with replacement as the paper's code does along training)."""
@@ -112,5 +121,5 @@ def measure_vaa(
             else:
                 pick = torch.randperm(sequences.shape[0], generator=generator)[:n]
             h0 = reachable_states(network, sequences[pick], generator)
-            estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps))
+            estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps, stop=stop))
     return estimates

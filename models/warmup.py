@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from warmzoo.models.network import Network
+from warmzoo.models.stopping import Stop, never
 from warmzoo.models.vaa import reachable_states, vaa_star
 
 
@@ -20,13 +21,22 @@ class WarmupConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    steps: int = Field(default=100, ge=0, description="Adam steps.")
-    learning_rate: float = Field(default=1e-2, gt=0, description="Adam learning rate.")
-    batch_size: int = Field(default=32, ge=2, description="Task sequences per step (n).")
-    stabilization_increment: int = Field(default=10, ge=0, description="S ~ U{1..min(1 + increment*k, max)} at step k.")
-    stabilization_max: int = Field(default=200, ge=1, description="Largest number of constant-input steps S.")
-    epsilon: float = Field(default=1e-4, gt=0, description="Distance below which two end states coincide.")
-    target: float = Field(default=0.95, gt=0, le=1, description="Target VAA* of every layer.")
+    # Every knob is bounded, so that no request can ask for unbounded work or memory: the roll of
+    # VAA* keeps its graph for S steps (memory grows with stabilization_max), and an Adam step
+    # beyond learning rate 1 is no warm-up. A server may bound steps further (max_warmup_steps).
+    steps: int = Field(default=100, ge=0, le=1_000_000, description="Adam steps.")
+    learning_rate: float = Field(default=1e-2, gt=0, le=1, allow_inf_nan=False, description="Adam learning rate.")
+    batch_size: int = Field(default=32, ge=2, le=65_536, description="Task sequences per step (n).")
+    stabilization_increment: int = Field(
+        default=10, ge=0, le=1000, description="S ~ U{1..min(1 + increment*k, max)} at step k."
+    )
+    stabilization_max: int = Field(
+        default=200, ge=1, le=1000, description="Largest number of constant-input steps S (5x the paper's 200 at most)."
+    )
+    epsilon: float = Field(
+        default=1e-4, gt=0, le=1, allow_inf_nan=False, description="Distance below which two end states coincide."
+    )
+    target: float = Field(default=0.95, gt=0, le=1, allow_inf_nan=False, description="Target VAA* of every layer.")
     partial: bool = Field(default=True, description="For double layers, VAA* rolls only the first half-cells.")
     partial_freeze: bool = Field(
         default=False,
@@ -93,12 +103,15 @@ def warmup(
     seed: int = 0,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    stop: Stop = never,
 ) -> WarmupResult:
     """Warm `network` up in place on task sequences `inputs` [N, T, I].
 
     loss = mean_l (VAA*_l - target)^2, with gradients through the prefix pass that
     produced the starting states. `should_stop` is checked between steps (cooperative
-    cancel); `progress(step, total, vaa_star)` is called after each."""
+    cancel: the partial result is returned); `stop` is called inside each step too, between
+    layers of the VAA* roll, and raises to abandon the warm-up; `progress(step, total,
+    vaa_star)` is called after each step."""
     config = config or WarmupConfig()
     if inputs.shape[0] < 2:
         raise ValueError("warm-up needs at least 2 input sequences")
@@ -114,7 +127,9 @@ def warmup(
             break
         steps = stabilization_steps(k, config, generator)
         h0 = reachable_states(network, inputs[next(batches)], generator)
-        per_layer = vaa_star(network, h0, steps=steps, generator=generator, eps=config.epsilon, partial=config.partial)
+        per_layer = vaa_star(
+            network, h0, steps=steps, generator=generator, eps=config.epsilon, partial=config.partial, stop=stop
+        )
         value = float(per_layer.detach().mean())
         if math.isnan(value):
             raise WarmupDiverged(f"VAA* became NaN at step {k}: lower warmup.learning_rate")

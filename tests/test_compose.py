@@ -62,7 +62,15 @@ def test_every_dependency_and_address_names_a_service(services: dict[str, dict[s
 def test_published_ports_are_unique_and_the_api_is_one_of_them(services: dict[str, dict[str, Any]]) -> None:
     published = [str(port).split(":")[0] for service in services.values() for port in service.get("ports", ())]
     assert len(published) == len(set(published)), published
-    assert "8000:8000" in services["lb"]["ports"]
+    assert {"8000:8000", "8001:8001"} <= set(services["lb"]["ports"])
+
+
+def test_grpc_reaches_every_replica_through_the_load_balancer(services: dict[str, dict[str, Any]]) -> None:
+    for api in ("api-1", "api-2"):
+        command = services[api]["command"]
+        assert command[command.index("--grpc-port") + 1] == "8001" and "8001" in services[api]["expose"]
+    lb = " ".join(services["lb"]["command"])
+    assert "reverse_proxy h2c://api-1:8001 h2c://api-2:8001" in lb and "h2c" in lb.split(":8000")[0]
 
 
 def test_every_warmzoo_variable_is_a_setting_that_accepts_its_value(services: dict[str, dict[str, Any]]) -> None:

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from warmzoo.service.api import routes
 from warmzoo.service.api.deps import SessionDep, rate_limit, reader, writer
 from warmzoo.service.api.errors import error_responses, install_error_handlers
+from warmzoo.service.api.grpc.service import start_server as start_grpc_server
 from warmzoo.service.api.metrics import CONTENT_TYPE_LATEST, Telemetry, TelemetryMiddleware
 from warmzoo.service.api.middleware import BodySizeLimit
 from warmzoo.service.api.ui.router import router as ui_router
@@ -29,6 +30,7 @@ from warmzoo.service.serving.dataplane import InferenceService
 from warmzoo.service.serving.repository import registry_resolver
 from warmzoo.service.serving.sequences import open_sequence_store
 
+GRPC_GRACE_S = 5.0  # calls in progress at shutdown get this long to finish
 GUARD_ERRORS = error_responses(401, 403, 429, 503)  # any API route: key, scope, rate, database down
 DESCRIPTION = """A zoo of warmed-up (multistable) recurrent-network initialisations.
 
@@ -80,9 +82,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             batching=settings.batching_for,
         )
         app.state.telemetry.bind(app.state.sessions, app.state.inference)
+        grpc_server = None
+        if settings.grpc_address:
+            reuse_port = settings.api_processes > 1  # the processes of one `serve` share the port
+            grpc_server = await start_grpc_server(app.state, app.version, settings.grpc_address, reuse_port=reuse_port)
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(GRPC_GRACE_S)
             app.state.inference.close()
             engine.dispose()
             close = getattr(sequence_store, "close", None)

@@ -16,6 +16,7 @@ from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import limit_exceeded
@@ -87,20 +88,24 @@ BEARER = HTTPBearer(auto_error=False, description="An API key from `warmzoo keys
 
 
 async def principal(
-    request: Request, settings: SettingsDep, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 ) -> Principal:
-    """Who sends the request; 401 for a key that is malformed, unknown or revoked. A keyed
-    request reads its key in a session of its own, so that the key check costs one query and
-    anonymous requests none."""
-    if not auth.auth_enabled(settings):
+    """Who sends the request; 401 for a key that is malformed, unknown or revoked."""
+    return await identify(request.app.state, request.headers.get("authorization"))
+
+
+async def identify(state: State, authorization: str | None) -> Principal:
+    """The principal of an `Authorization` value (HTTP header or gRPC metadata). A keyed request
+    reads its key in a session of its own, so that the key check costs one query and anonymous
+    requests none."""
+    if not auth.auth_enabled(state.settings):
         return auth.AUTH_OFF
-    header = request.headers.get("authorization")
-    if header is None:
+    if authorization is None:
         return auth.ANONYMOUS
 
     def lookup() -> Principal:
-        with request.app.state.sessions() as session:
-            return auth.authenticate(session, header)
+        with state.sessions() as session:
+            return auth.authenticate(session, authorization)
 
     return await run_in_threadpool(lookup)
 
@@ -109,6 +114,10 @@ PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
 async def reader(who: PrincipalDep, settings: SettingsDep) -> Principal:
+    return may_read(who, settings)
+
+
+def may_read(who: Principal, settings: Settings) -> Principal:
     """Anyone, when anonymous reads are allowed; else a key of any scope."""
     return who if who.scope is None and settings.anonymous_read else auth.require(who, "read")
 
@@ -121,16 +130,24 @@ WriterDep = Annotated[Principal, Depends(writer)]
 
 
 async def caller(request: Request, who: PrincipalDep) -> str:
+    return caller_identity(who, request.client.host if request.client else "?")
+
+
+def caller_identity(who: Principal, client: str) -> str:
     """Whom quotas count against: the API key, or without one the client address."""
-    return f"key {who.key_id}" if who.key_id else f"client {request.client.host if request.client else '?'}"
+    return f"key {who.key_id}" if who.key_id else f"client {client}"
 
 
 CallerDep = Annotated[str, Depends(caller)]
 
 
 async def rate_limit(request: Request, identity: CallerDep) -> None:
+    count_request(request.app.state, identity)
+
+
+def count_request(state: State, identity: str) -> None:
     """429 with Retry-After once the key (or, without one, the client address) is over its rate."""
-    buckets = request.app.state.rate_limits
+    buckets = state.rate_limits
     if buckets is None:
         return
     wait = buckets.take(identity)

@@ -1,7 +1,9 @@
-"""The HTTP face of errors: each domain reason's status, and handlers that turn every failure into one JSON body.
+"""The faces of errors: each domain reason's HTTP status and gRPC status code, and handlers that
+turn every HTTP failure into one JSON body.
 
 Body: `{"error": "<message naming the field>", "field": "<dotted.path>" | null, "code": "<slug>"}`.
-The `error` key alone is also what the Open Inference Protocol expects.
+The `error` key alone is also what the Open Inference Protocol expects. Over gRPC the message is
+the status details, and `field` and `code` travel as trailing metadata (GRPC_FIELD_KEY, GRPC_CODE_KEY).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -45,6 +48,23 @@ HTTP_STATUS: dict[Reason, int] = {
     Reason.UNAVAILABLE: 503,
     Reason.STORAGE_FULL: 507,
 }
+# How each domain reason is answered over gRPC: what a gRPC client branches on. A request the
+# server refuses is never INTERNAL (that code means a server bug).
+GRPC_STATUS: dict[Reason, grpc.StatusCode] = {
+    Reason.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.CONFLICT: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,  # what gRPC itself answers to an oversized message
+    Reason.TOO_MANY: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.STORAGE_FULL: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+GRPC_CODE_KEY = "warmzoo-error-code"
+GRPC_FIELD_KEY = "warmzoo-error-field"
+GRPC_RETRY_KEY = "retry-after"
 # Stable codes for the statuses the web framework raises itself (HTTPStatus phrases change between
 # Python versions): an unknown route, a wrong method, a body over its limit.
 _FRAMEWORK_CODES = {404: "not_found", 405: "method_not_allowed", 413: "content_too_large", 415: "unsupported_media_type"}
@@ -69,9 +89,39 @@ def error_response(error: WarmzooError, headers: dict[str, str] | None = None) -
     return JSONResponse(error.body(), status_code=HTTP_STATUS[error.reason], headers=headers or None)
 
 
+def grpc_trailers(error: WarmzooError) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata of a gRPC error: the body's `code` and `field`, and when to retry."""
+    trailers = [(GRPC_CODE_KEY, error.code)]
+    if error.field is not None:
+        trailers.append((GRPC_FIELD_KEY, error.field))
+    if error.retry_after_s is not None:
+        trailers.append((GRPC_RETRY_KEY, str(error.retry_after_s)))
+    return tuple(trailers)
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting the error body for these statuses."""
     return {status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in statuses}
+
+
+def as_domain_error(exc: Exception) -> WarmzooError | None:
+    """The domain error of a failure of the database or the blob store that is not a bug (HTTP
+    and gRPC answer it like any other), or None."""
+    if isinstance(exc, DataError):
+        # The database refused a value the validation let through: still the client's input.
+        message = "a value in the request cannot be stored or compared (out of range, or a NUL character)"
+        return WarmzooError(Reason.INVALID, message, code="invalid_value")
+    if isinstance(exc, DBAPIError) and (isinstance(exc, OperationalError) or exc.connection_invalidated):
+        # Connection refused or lost, server shutting down, SQLite file unreadable or locked too
+        # long. The pool reconnects on the next request (pre-ping), so this passes on its own.
+        message = f"the registry database is unreachable; retry in a few seconds ({type(exc.orig).__name__})"
+        return WarmzooError(
+            Reason.UNAVAILABLE, message, code="database_unavailable", retry_after_s=DATABASE_RETRY_AFTER_S
+        )
+    if isinstance(exc, BlobStoreFull):
+        message = f"the blob store has no space left ({exc}); nothing was stored, retry once space is freed"
+        return WarmzooError(Reason.STORAGE_FULL, message)
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -105,29 +155,12 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _FRAMEWORK_CODES.get(exc.status_code) or HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
         return JSONResponse(error_body(message, None, code), status_code=exc.status_code, headers=exc.headers)
 
-    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
-        # The database refused a value the validation let through: still the client's input.
-        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
-        message = "a value in the request cannot be stored or compared (out of range, or a NUL character)"
-        return error_response(WarmzooError(Reason.INVALID, message, code="invalid_value"))
-
-    async def on_database_unreachable(request: Request, exc: Exception) -> JSONResponse:
-        # OperationalError: connection refused or lost, server shutting down, SQLite file unreadable or
-        # locked too long. The pool reconnects on the next request (pre-ping), so this passes on its own.
-        assert isinstance(exc, DBAPIError)
-        if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+    async def on_infrastructure_error(request: Request, exc: Exception) -> JSONResponse:
+        error = as_domain_error(exc)
+        if error is None:
             return await on_unexpected(request, exc)
-        log.error("database unreachable on %s %s: %s", request.method, request.url.path, exc.orig)
-        message = f"the registry database is unreachable; retry in a few seconds ({type(exc.orig).__name__})"
-        unavailable = WarmzooError(
-            Reason.UNAVAILABLE, message, code="database_unavailable", retry_after_s=DATABASE_RETRY_AFTER_S
-        )
-        return error_response(unavailable)
-
-    async def on_storage_full(request: Request, exc: Exception) -> JSONResponse:
-        log.error("blob store full on %s %s: %s", request.method, request.url.path, exc)
-        message = f"the blob store has no space left ({exc}); nothing was stored, retry once space is freed"
-        return error_response(WarmzooError(Reason.STORAGE_FULL, message))
+        log.error("%s on %s %s: %s", error.code, request.method, request.url.path, exc)
+        return error_response(error)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -141,7 +174,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WarmzooError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
-    app.add_exception_handler(DataError, on_data_error)
-    app.add_exception_handler(DBAPIError, on_database_unreachable)
-    app.add_exception_handler(BlobStoreFull, on_storage_full)
+    app.add_exception_handler(DBAPIError, on_infrastructure_error)  # DataError is one
+    app.add_exception_handler(BlobStoreFull, on_infrastructure_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -72,7 +72,7 @@ class Telemetry:
         )
         self.inference_requests = Counter(
             "warmzoo_inference_requests",
-            "Open Inference Protocol infer requests, by model name and status code.",
+            "Open Inference Protocol infer requests (HTTP and gRPC), by model name and HTTP status code.",
             ("model", "status"),
             registry=self.registry,
         )
@@ -81,6 +81,19 @@ class Telemetry:
             "Time to answer an infer request (session load, checks and the ONNX Runtime run), by model.",
             ("model",),
             buckets=INFER_BUCKETS,
+            registry=self.registry,
+        )
+        self.grpc_requests = Counter(
+            "warmzoo_grpc_requests",
+            "gRPC calls answered, by method and status code (OK, INVALID_ARGUMENT, ...).",
+            ("method", "code"),
+            registry=self.registry,
+        )
+        self.grpc_duration = Histogram(
+            "warmzoo_grpc_request_duration_seconds",
+            "Time to answer a gRPC call, by method.",
+            ("method",),
+            buckets=HTTP_BUCKETS,
             registry=self.registry,
         )
         self.state = _StateCollector()
@@ -110,9 +123,20 @@ class Telemetry:
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_duration.labels(method, route).observe(seconds)
         if route in INFER_ROUTES and method == "POST":
-            model = self._model_label(scope.get("path_params", {}).get("name", ""), status)
-            self.inference_requests.labels(model, str(status)).inc()
-            self.inference_duration.labels(model).observe(seconds)
+            self._observe_inference(scope.get("path_params", {}).get("name", ""), status, seconds)
+
+    def observe_grpc(self, method: str, code: str, seconds: float, model: str | None, status: int) -> None:
+        """A gRPC call; ModelInfer (`model` set) also counts as an infer request, under the HTTP
+        `status` its outcome has over HTTP, so the inference metrics cover both protocols."""
+        self.grpc_requests.labels(method, code).inc()
+        self.grpc_duration.labels(method).observe(seconds)
+        if model is not None:
+            self._observe_inference(model, status, seconds)
+
+    def _observe_inference(self, name: str, status: int, seconds: float) -> None:
+        model = self._model_label(name, status)
+        self.inference_requests.labels(model, str(status)).inc()
+        self.inference_duration.labels(model).observe(seconds)
 
     def _model_label(self, name: str, status: int) -> str:
         """The model name when it names a model this server has run (so made-up names in failed

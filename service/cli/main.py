@@ -156,6 +156,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     level = _log_to_stderr(settings, args.log_level)
     settings = resolve_auth(settings, args.host)  # after the logging set-up: "auth is OFF" must be seen
+    host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address
+    settings = settings.model_copy(update={"grpc_address": f"{host}:{args.grpc_port}" if args.grpc_port else ""})
     if settings.api_processes > 1 and settings.sequence_store == "memory":
         sys.exit(
             f"warmzoo serve: WARMZOO_API_PROCESSES={settings.api_processes} needs WARMZOO_SEQUENCE_STORE=redis:"
@@ -195,7 +197,10 @@ def _share_with_api_processes(settings: Settings) -> None:
     shutil.rmtree(metrics_dir, ignore_errors=True)  # counts of an earlier run are not this run's
     metrics_dir.mkdir(parents=True)
     os.environ.update(
-        WARMZOO_DATA_DIR=str(settings.data_dir), WARMZOO_AUTH=settings.auth, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+        WARMZOO_DATA_DIR=str(settings.data_dir),
+        WARMZOO_AUTH=settings.auth,
+        WARMZOO_GRPC_ADDRESS=settings.grpc_address,
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
 
 
@@ -345,6 +350,9 @@ def _add_server_verbs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the API and its worker process(es)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--grpc-port", type=int, default=8001, help="port of gRPC /v2 on the same host (default 8001; 0: no gRPC)"
+    )
     _add_data_dir(p)
     p.add_argument(
         "--log-level",

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         "sequence_store=redis, and rate limits count per process.",
     )
 
+    grpc_address: str = Field(
+        "",
+        description="host:port of the gRPC /v2 endpoint, set by `warmzoo serve --grpc-port`; empty: no gRPC.",
+    )
+
     onnx_threads: int = Field(1, ge=1, description="Intra-op threads per ONNX Runtime session.")
     batching: bool = Field(True, description="Dynamic batching of concurrent inference requests (per model version).")
     max_batch_size: int = Field(64, ge=1, description="Most sequences in one dynamic batch.")
@@ -151,6 +156,9 @@ class Settings(BaseSettings):
 
     job_lease_s: float = Field(60.0, gt=0, description="A running job whose lease is older than this is re-queued.")
     job_max_attempts: int = Field(3, ge=1, description="Tries before a job that keeps losing its worker fails.")
+    job_max_seconds: float = Field(
+        86_400.0, gt=0, description="Wall time one attempt at a job may run; past it the job fails (job_time_limit)."
+    )
     worker_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for queued jobs.")
     vaa_steps: int = Field(10_000, ge=1, description="S of the exact VAA measured by warm-up and measure jobs.")
     vaa_repeats: int = Field(

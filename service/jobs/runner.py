@@ -23,6 +23,7 @@ from torch import Tensor
 from warmzoo.models.device import resolve_device
 from warmzoo.models.network import Network, build_network
 from warmzoo.models.spec import RNNSpec
+from warmzoo.models.stopping import Stopped
 from warmzoo.models.tasks import make_task
 from warmzoo.models.vaa import measure_vaa
 from warmzoo.models.warmup import WarmupConfig, WarmupDiverged, warmup
@@ -53,7 +54,7 @@ class JobContext(Protocol):
         ...
 
 
-class JobStopped(Exception):
+class JobStopped(Stopped):
     """The job ended early because its context asked it to stop."""
 
 
@@ -90,9 +91,32 @@ def _device(name: str) -> torch.device:
         raise JobFailed(str(exc), "device_unavailable", "device") from exc
 
 
-def _stop_if_asked(ctx: JobContext) -> None:
-    if ctx.should_stop():
-        raise JobStopped
+CHECK_INTERVAL_S = 0.5  # how often the context (a database read) is asked whether to stop
+
+
+class _Stop:
+    """The job's `models.stopping.Stop`, called between steps and inside long loops (each
+    chunk of a VAA roll): fails the job past its wall-time limit (settings.job_max_seconds),
+    and raises JobStopped once the context says stop, asked at most every CHECK_INTERVAL_S."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self._ctx = ctx
+        self._limit = ctx.settings.job_max_seconds
+        self._deadline = time.monotonic() + self._limit
+        self._next_check = 0.0
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now > self._deadline:
+            raise JobFailed(
+                f"the job ran past {self._limit:g} s, the longest this server lets one run (setting "
+                "WARMZOO_JOB_MAX_SECONDS): submit less work (fewer steps, shorter or fewer sequences)",
+                "job_time_limit",
+            )
+        if now >= self._next_check:
+            self._next_check = now + CHECK_INTERVAL_S
+            if self._ctx.should_stop():
+                raise JobStopped
 
 
 def _inputs(data: Request, seed: int, registry: Registry) -> Tensor:
@@ -107,6 +131,7 @@ def _vaa_estimates(
     network: Network,
     inputs: Tensor,
     ctx: JobContext,
+    stop: _Stop,
     repeats: int,
     seed: int,
     progress: Callable[[int], None] | None = None,
@@ -115,14 +140,15 @@ def _vaa_estimates(
     so the before and after figures of a warm-up see the same draws."""
     estimates = []
     for i in range(repeats):
-        _stop_if_asked(ctx)
-        estimates += measure_vaa(network, inputs, steps=ctx.settings.vaa_steps, n=VAA_SAMPLES, seed=seed + i)
+        estimates += measure_vaa(
+            network, inputs, steps=ctx.settings.vaa_steps, n=VAA_SAMPLES, seed=seed + i, stop=stop
+        )
         if progress is not None:
             progress(i + 1)
     return estimates
 
 
-def run_warmup(request: Request, ctx: JobContext) -> None:
+def run_warmup(request: Request, ctx: JobContext, stop: _Stop) -> None:
     """Build (or load the base), measure, warm up, measure again, publish: the version and the
     job's success commit together."""
     spec = RNNSpec.model_validate(request["spec"])
@@ -138,21 +164,14 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
             network = network_from_weights(registry.read(stored.sha256), spec)
     network = network.to(device)
     started = time.perf_counter()
-    before = _vaa_estimates(network, inputs, ctx, ctx.settings.vaa_repeats, seed)
+    before = _vaa_estimates(network, inputs, ctx, stop, ctx.settings.vaa_repeats, seed)
     try:
         result = warmup(
-            network,
-            inputs,
-            WarmupConfig.model_validate(request["warmup"]),
-            seed=seed,
-            progress=ctx.progress,
-            should_stop=ctx.should_stop,
+            network, inputs, WarmupConfig.model_validate(request["warmup"]), seed=seed, progress=ctx.progress, stop=stop
         )
     except WarmupDiverged as exc:
         raise JobFailed(str(exc), "warmup_diverged", "warmup.learning_rate") from exc
-    if result.stopped:
-        raise JobStopped
-    after = _vaa_estimates(network, inputs, ctx, ctx.settings.vaa_repeats, seed)
+    after = _vaa_estimates(network, inputs, ctx, stop, ctx.settings.vaa_repeats, seed)
     metrics = {
         "vaa_before": statistics.fmean(before),
         "vaa_after": statistics.fmean(after),
@@ -163,7 +182,7 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
         "vaa_samples": VAA_SAMPLES,
         "job_seconds": time.perf_counter() - started,
     }
-    _stop_if_asked(ctx)
+    stop()
     name = request["name"]
     with ctx.sessions() as session:
         Registry(session, ctx.blobs).publish_version(
@@ -183,7 +202,7 @@ def run_warmup(request: Request, ctx: JobContext) -> None:
         )
 
 
-def run_measure(request: Request, ctx: JobContext) -> None:
+def run_measure(request: Request, ctx: JobContext, stop: _Stop) -> None:
     """Exact VAA of a stored version, `repeats` independent estimates."""
     device = _device(request["device"])
     seed, repeats = request["seed"], request["repeats"]
@@ -193,7 +212,7 @@ def run_measure(request: Request, ctx: JobContext) -> None:
         network = network_from_weights(registry.read(stored.sha256)).to(device)
         inputs = _inputs(request["data"], seed, registry)
     started = time.perf_counter()
-    estimates = _vaa_estimates(network, inputs, ctx, repeats, seed, lambda done: ctx.progress(done, repeats))
+    estimates = _vaa_estimates(network, inputs, ctx, stop, repeats, seed, lambda done: ctx.progress(done, repeats))
     result = {
         "model": request["model"],
         "version": request["version"],
@@ -210,7 +229,7 @@ def run_measure(request: Request, ctx: JobContext) -> None:
         session.commit()
 
 
-def run_export(request: Request, ctx: JobContext) -> None:
+def run_export(request: Request, ctx: JobContext, stop: _Stop) -> None:
     """Produce and store the ONNX files of a version (each checked for parity with PyTorch)."""
     names: list[str] = request["files"]
     with ctx.sessions() as session:
@@ -218,7 +237,7 @@ def run_export(request: Request, ctx: JobContext) -> None:
         stored = registry.resolve(request["model"], request["version"])
         files = []
         for done, name in enumerate(names, start=1):
-            _stop_if_asked(ctx)
+            stop()
             row = registry.get_or_create_file(stored, name)
             files.append({"name": row.name, "sha256": row.sha256, "size": row.size})
             ctx.progress(done, len(names))
@@ -226,7 +245,7 @@ def run_export(request: Request, ctx: JobContext) -> None:
         session.commit()
 
 
-RUNNERS: dict[str, Callable[[Request, JobContext], None]] = {
+RUNNERS: dict[str, Callable[[Request, JobContext, _Stop], None]] = {
     "warmup": run_warmup,
     "measure": run_measure,
     "export": run_export,
@@ -234,5 +253,6 @@ RUNNERS: dict[str, Callable[[Request, JobContext], None]] = {
 
 
 def run(kind: str, request: Request, ctx: JobContext) -> None:
-    """Run one job to success; raises JobStopped, JobFailed, or whatever went wrong."""
-    RUNNERS[kind](request, ctx)
+    """Run one job to success; raises JobStopped, JobFailed (job_time_limit past the wall-time
+    limit), or whatever went wrong."""
+    RUNNERS[kind](request, ctx, _Stop(ctx))

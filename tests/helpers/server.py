@@ -40,6 +40,7 @@ class Server:
     process: subprocess.Popen[bytes]
     http: httpx.Client
     log: Path  # the server's and its workers' stdout and stderr (JSON log lines)
+    grpc: str = ""  # host:port of its gRPC /v2 ("": none)
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The JSON log lines written so far (anything else, e.g. a library's print, is skipped)."""
@@ -84,22 +85,25 @@ def start_server(
     *,
     settings: dict[str, str] = TEST_SETTINGS,
     log_level: str = "info",
+    grpc_port: int | None = None,
     **overrides: str,
 ) -> Server:
     """`warmzoo serve` on `data_dir` with `settings` (WARMZOO_* variables) and `overrides` on top,
     e.g. WARMZOO_WORKERS="0". The store comes from the data dir: an inherited database URL or blob
-    store is dropped."""
+    store is dropped. gRPC /v2 on `grpc_port`: by default a free port, 0 none."""
     port = free_port()
+    grpc_port = free_port() if grpc_port is None else grpc_port
     env = {**os.environ, **settings, **overrides}
     for name in ("WARMZOO_DATABASE_URL", "WARMZOO_BLOB_STORE", "WARMZOO_DATA_DIR"):
         if name not in overrides:
             env.pop(name, None)
     command = [sys.executable, "-m", "warmzoo.service.cli.main", "serve", "--port", str(port)]
-    command += ["--data-dir", str(data_dir), "--log-level", log_level]
+    command += ["--grpc-port", str(grpc_port), "--data-dir", str(data_dir), "--log-level", log_level]
     log = data_dir / log_name
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    grpc = f"127.0.0.1:{grpc_port}" if grpc_port else ""
     http = httpx.Client(base_url=url, timeout=30)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
@@ -108,7 +112,7 @@ def start_server(
             raise ServerFailed(f"warmzoo serve exited at start-up:\n{log.read_text()[-5000:]}")
         try:
             if http.get("/healthz").status_code == 200:
-                return Server(url, process, http, log)
+                return Server(url, process, http, log, grpc)
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:

@@ -8,7 +8,8 @@ import torch
 from warmzoo.models.distances import pairwise_distances
 from warmzoo.models.network import build_network
 from warmzoo.models.spec import CELLS, RNNSpec
-from warmzoo.models.vaa import measure_vaa, reachable_states, vaa, vaa_star
+from warmzoo.models.stopping import Stopped
+from warmzoo.models.vaa import VAA_CHUNK, measure_vaa, reachable_states, vaa, vaa_star
 
 
 def test_distances_are_exact_at_the_epsilon_scale() -> None:
@@ -87,3 +88,26 @@ def test_measure_vaa_draws_with_replacement_as_the_paper_monitors() -> None:
     with_replacement = measure_vaa(net, sequences, steps=500, n=32, repeats=3, replacement=True)
     assert with_replacement == pytest.approx([1 / 32] * 3)
     assert measure_vaa(net, sequences, steps=500, n=32) == pytest.approx([1 / 4])
+
+
+def test_a_stop_is_called_inside_the_rolls_and_ends_them() -> None:
+    """Cancel reaches into a long roll: the exact VAA asks before each chunk, VAA* before each layer."""
+    network = build_network(RNNSpec(cell="brc", input_size=1, hidden_size=4, num_layers=3), seed=0)
+    h0 = reachable_states(network, torch.randn(4, 5, 1), torch.Generator().manual_seed(0))
+    calls: list[int] = []
+    roll = {"generator": torch.Generator(), "stop_at_repeat": False}
+    vaa(network, h0, steps=2 * VAA_CHUNK + 1, stop=lambda: calls.append(1), **roll)  # type: ignore[arg-type]
+    assert len(calls) == 3
+    calls.clear()
+    vaa_star(network, h0, steps=3, generator=torch.Generator(), stop=lambda: calls.append(1))
+    assert len(calls) == 3
+
+    def stop_at_the_second() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise Stopped
+
+    calls.clear()
+    with pytest.raises(Stopped):
+        vaa(network, h0, steps=10**12, stop=stop_at_the_second, **roll)  # type: ignore[arg-type]  # ~forever unstopped
+    assert len(calls) == 2

@@ -106,6 +106,8 @@ def test_api_processes_share_sequences_and_metrics(tmp_path: Path, redis_prefix:
         while sum(line["message"] == "Application startup complete." for line in server.log_lines()) < 2:
             assert time.monotonic() < deadline, "the second API process did not start"
             time.sleep(0.2)
+        grpc_starts = [line for line in server.log_lines() if line.get("event") == "grpc.start"]
+        assert len(grpc_starts) == 2, "both processes serve gRPC on the one port (SO_REUSEPORT)"
         path = _publish(server.http, "e2e-procs")
         x = np.random.default_rng(0).standard_normal((2, 12, 2)).astype(np.float32)
         whole = outputs(server.http.post(path, json={"inputs": [tensor(x)]}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -167,6 +167,48 @@ def test_cancel_a_running_job_stops_it_between_steps(
     done = job(sessions, job_id)
     assert done.status == "canceled" and done.progress is not None and done.progress["step"] < 100_000
     assert version_count(sessions) == 0
+
+
+def test_cancel_reaches_inside_a_long_vaa_roll(
+    sessions: sessionmaker[Session],
+    blobs: LocalBlobStore,
+    job_settings: Settings,
+    worker: Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A roll that never ends on its own (the exact VAA before the warm-up): cancel was once
+    read only between estimates and steps; now the job's stop reaches into the roll's chunks."""
+    rolling = threading.Event()
+
+    def endless_roll(*args: object, stop: Callable[[], None], **kwargs: object) -> list[float]:
+        rolling.set()
+        while True:
+            stop()
+            time.sleep(0.01)
+
+    monkeypatch.setattr(runner, "measure_vaa", endless_roll)
+    job_id = submit(sessions, blobs, job_settings, warmup_body())
+    running = threading.Thread(target=worker.run_once)
+    running.start()
+    assert rolling.wait(timeout=60), "the roll never started"
+    with sessions() as session:
+        lifecycle.cancel(session, job_id)
+    running.join(timeout=30)
+    assert not running.is_alive() and job(sessions, job_id).status == "canceled"
+
+
+def test_a_job_past_its_wall_time_limit_fails_naming_the_setting(
+    sessions: sessionmaker[Session], blobs: LocalBlobStore, job_settings: Settings
+) -> None:
+    limited = job_settings.model_copy(update={"job_max_seconds": 0.5})
+    worker = Worker(limited, sessions, LocalBlobStore(limited.blob_store))
+    job_id = submit(sessions, blobs, limited, warmup_body(steps=100_000))
+    started = time.monotonic()
+    assert worker.run_once()
+    failed = job(sessions, job_id)
+    assert failed.status == "failed" and failed.error is not None, failed.error
+    assert failed.error["code"] == "job_time_limit" and "WARMZOO_JOB_MAX_SECONDS" in failed.error["error"]
+    assert time.monotonic() - started < 30 and version_count(sessions) == 0
 
 
 def test_a_worker_shutting_down_returns_its_job_to_the_queue(
