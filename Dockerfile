@@ -21,7 +21,7 @@ COPY migrations ./migrations
 RUN pip install --constraint constraints.txt '.[ray]'
 
 VOLUME /data
-EXPOSE 8000
+EXPOSE 8000 8001
 # `warmzoo serve` for the API (+ embedded workers); `warmzoo worker` for a worker only;
 # `ray start ... --block` for a Ray node (WARMZOO_EXECUTOR=ray).
-CMD ["warmzoo", "serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["warmzoo", "serve", "--host", "0.0.0.0", "--port", "8000", "--grpc-port", "8001"]

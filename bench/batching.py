@@ -79,7 +79,9 @@ def measure(url: str, model: str, clients: int, processes: int, seconds: float) 
 
 
 def onnx_batch_cost(cell: str, batch: int = 32, repeats: int = 20) -> tuple[float, float]:
-    """Seconds of one ONNX Runtime call of batch 1 and of `batch`, one intra-op thread, best of `repeats`."""
+    """CPU seconds of one ONNX Runtime call of batch 1 and of `batch` (one intra-op thread: the call
+    runs in this thread), the median of `repeats`. CPU time, not wall time: on a loaded box a long
+    call is preempted more often than a short one, which skews a wall-clock ratio."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
@@ -93,10 +95,10 @@ def onnx_batch_cost(cell: str, batch: int = 32, repeats: int = 20) -> tuple[floa
         state = np.zeros((2, size, 256), np.float32)
         times = []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = time.thread_time()
             session.run(None, {"input": x, "state": state})
-            times.append(time.perf_counter() - start)
-        costs.append(min(times))
+            times.append(time.thread_time() - start)
+        costs.append(float(np.median(times)))
     return costs[0], costs[1]
 
 

@@ -17,11 +17,14 @@ from warmzoo.service.api.deps import SessionDep, rate_limit, reader, writer
 from warmzoo.service.api.errors import error_responses, install_error_handlers
 from warmzoo.service.api.grpc.service import start_server as start_grpc_server
 from warmzoo.service.api.metrics import CONTENT_TYPE_LATEST, Telemetry, TelemetryMiddleware
-from warmzoo.service.api.middleware import BodySizeLimit
+from warmzoo.service.api.middleware import BodySizeLimit, SecurityHeaders
+from warmzoo.service.api.routing import dependency_calls
+from warmzoo.service.api.ui.docs import router as docs_router
 from warmzoo.service.api.ui.router import router as ui_router
 from warmzoo.service.core.config import Settings, get_settings
 from warmzoo.service.core.gc_pauses import freeze_long_lived
 from warmzoo.service.core.logs import configure_logging
+from warmzoo.service.jobs.watch import JobWatch
 from warmzoo.service.registry.blobs import open_blob_store
 from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
 from warmzoo.service.security.auth import auth_enabled
@@ -30,6 +33,7 @@ from warmzoo.service.serving.dataplane import InferenceService
 from warmzoo.service.serving.repository import registry_resolver
 from warmzoo.service.serving.sequences import open_sequence_store
 
+EVENTS_POLL_S = 0.25  # how often the job of open event streams is read
 GRPC_GRACE_S = 5.0  # calls in progress at shutdown get this long to finish
 GUARD_ERRORS = error_responses(401, 403, 429, 503)  # any API route: key, scope, rate, database down
 DESCRIPTION = """A zoo of warmed-up (multistable) recurrent-network initialisations.
@@ -68,8 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(upgrade_database, settings)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.database_pool_timeout_s)
         app.state.sessions = session_factory(engine)
+        app.state.job_watch = JobWatch(app.state.sessions, EVENTS_POLL_S)
         app.state.blobs = open_blob_store(settings.blob_store, s3_endpoint_url=settings.s3_endpoint_url)
         sequence_store = await run_in_threadpool(open_sequence_store, settings)
         app.state.inference = InferenceService(
@@ -102,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=_package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by ui.docs, from the installed package rather than a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.telemetry = Telemetry()  # per app: tests create many apps in one process
@@ -112,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit, max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes
     )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # added last: outermost
     # every API route reads at least (writes ask for more), and counts against its caller's rate
     guarded = [Depends(reader), Depends(rate_limit)]
@@ -122,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=prefix, dependencies=guarded, responses=GUARD_ERRORS)
     app.include_router(routes.inference.health)  # load balancers and orchestrators probe without a key
     app.include_router(ui_router)  # `/` and /ui/static only: never shadows the API
+    app.include_router(docs_router)
 
     @app.get("/healthz", tags=["health"], responses=error_responses(500))
     def healthz(session: SessionDep) -> dict[str, str]:
@@ -173,10 +182,4 @@ def _document_optional_keys(app: FastAPI, settings: Settings, api: list[tuple[AP
 
 def _writes(route: APIRoute) -> bool:
     """Whether the route asks for a write key (`writer` anywhere among its dependencies)."""
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dependency = pending.pop()
-        if dependency.call is writer:
-            return True
-        pending += dependency.dependencies
-    return False
+    return writer in dependency_calls(route.dependant)

@@ -91,7 +91,16 @@ async def principal(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 ) -> Principal:
     """Who sends the request; 401 for a key that is malformed, unknown or revoked."""
-    return await identify(request.app.state, request.headers.get("authorization"))
+    return await request_principal(request)
+
+
+async def request_principal(request: Request) -> Principal:
+    """`identify` once per request: `api.routing` asks first, before the body is read, and the
+    dependencies solved afterwards ask again."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is None:
+        known = request.state.principal = await identify(request.app.state, request.headers.get("authorization"))
+    return known
 
 
 async def identify(state: State, authorization: str | None) -> Principal:
@@ -120,6 +129,9 @@ async def reader(who: PrincipalDep, settings: SettingsDep) -> Principal:
 def may_read(who: Principal, settings: Settings) -> Principal:
     """Anyone, when anonymous reads are allowed; else a key of any scope."""
     return who if who.scope is None and settings.anonymous_read else auth.require(who, "read")
+
+
+ReaderDep = Annotated[Principal, Depends(reader)]
 
 
 async def writer(who: PrincipalDep) -> Principal:
@@ -160,9 +172,9 @@ def owned_model(name: str, who: WriterDep, registry: RegistryDep) -> None:
     auth.check_model_owner(who, registry.get_model(name))
 
 
-def owned_job(job_id: str, who: WriterDep, session: SessionDep) -> None:
+def owned_job(job_id: str, who: WriterDep, registry: RegistryDep) -> None:
     """For routes that change job `job_id`: 404 if there is none, 403 unless `who` owns it."""
-    auth.check_job_owner(who, lifecycle.get(session, job_id))
+    auth.check_job_owner(who, lifecycle.get(registry.session, job_id))
 
 
 def publishing_as(name: str, who: WriterDep, registry: RegistryDep) -> str | None:

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from warmzoo.service.core.errors import Reason, WarmzooError, validation_error
@@ -118,6 +119,10 @@ def as_domain_error(exc: Exception) -> WarmzooError | None:
         return WarmzooError(
             Reason.UNAVAILABLE, message, code="database_unavailable", retry_after_s=DATABASE_RETRY_AFTER_S
         )
+    if isinstance(exc, PoolTimeout):
+        # Every pooled connection is taken (a burst of slow requests): the same request a moment later succeeds.
+        message = "the server is busy: every database connection is in use; retry in a few seconds"
+        return WarmzooError(Reason.UNAVAILABLE, message, code="database_busy", retry_after_s=DATABASE_RETRY_AFTER_S)
     if isinstance(exc, BlobStoreFull):
         message = f"the blob store has no space left ({exc}); nothing was stored, retry once space is freed"
         return WarmzooError(Reason.STORAGE_FULL, message)
@@ -175,5 +180,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(DBAPIError, on_infrastructure_error)  # DataError is one
+    app.add_exception_handler(PoolTimeout, on_infrastructure_error)
     app.add_exception_handler(BlobStoreFull, on_infrastructure_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from warmzoo.service.registry.tables import DatasetRow, JobRow
+from warmzoo.service.security.auth import Principal, owns_job
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 
@@ -38,14 +39,18 @@ class JobOut(BaseModel):
     cancel_requested: bool
     attempts: int = Field(description="Times a worker took the job (a worker lost mid-job costs one).")
     max_attempts: int
-    worker: str | None = Field(description="`host:pid:token` of the worker running it now.")
+    worker: str | None = Field(
+        description="`host:pid:token` of the worker running it now; shown to the job's owner and to admins only."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: JobRow) -> JobOut:
+    def from_row(cls, row: JobRow, viewer: Principal) -> JobOut:
+        """The job as `viewer` may see it: where it runs (host and process id) is the owner's and
+        the admins' business, not every reader's."""
         return cls(
             id=row.id,
             kind=row.kind,  # type: ignore[arg-type]
@@ -57,7 +62,7 @@ class JobOut(BaseModel):
             cancel_requested=row.cancel_requested,
             attempts=row.attempts,
             max_attempts=row.max_attempts,
-            worker=row.lease_owner,
+            worker=row.lease_owner if owns_job(viewer, row) else None,
             created_at=row.created_at,
             started_at=row.started_at,
             finished_at=row.finished_at,
@@ -70,6 +75,7 @@ class DatasetOut(BaseModel):
 
     id: str
     name: str
+    owner: str | None = Field(description="Who uploaded it (null: uploaded with auth off).")
     shape: list[int]
     sha256: str = Field(description="sha256 of the uploaded file, as sent.")
     size: int = Field(description="Bytes.")
@@ -78,5 +84,11 @@ class DatasetOut(BaseModel):
     @classmethod
     def from_row(cls, row: DatasetRow) -> DatasetOut:
         return cls(
-            id=row.id, name=row.name, shape=row.shape, sha256=row.sha256, size=row.size, created_at=row.created_at
+            id=row.id,
+            name=row.name,
+            owner=row.owner,
+            shape=row.shape,
+            sha256=row.sha256,
+            size=row.size,
+            created_at=row.created_at,
         )

@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(100, ge=1, description="Largest `limit` of a paginated listing.")
 
+    database_pool_timeout_s: float = Field(
+        10.0, gt=0, description="How long an API request waits for a free database connection before its 503."
+    )
+
     job_lease_s: float = Field(60.0, gt=0, description="A running job whose lease is older than this is re-queued.")
     job_max_attempts: int = Field(3, ge=1, description="Tries before a job that keeps losing its worker fails.")
     job_max_seconds: float = Field(

@@ -1,4 +1,4 @@
-"""Jobs as the API sees them: queue a checked request (idempotently), read, list, cancel, follow.
+"""Jobs as the API sees them: queue a checked request (idempotently), read, list, cancel (`jobs.watch` follows).
 
 Workers take it from there through `jobs.queue`; this module never runs a job.
 """
@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import anyio
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import Reason, WarmzooError
 from warmzoo.service.jobs.queue import TERMINAL
 from warmzoo.service.jobs.requests import NewJob
 from warmzoo.service.registry.registry import Page
-from warmzoo.service.registry.tables import JobRow, utcnow
+from warmzoo.service.registry.tables import ApiKeyRow, JobRow, utcnow
 from warmzoo.service.security.auth import Principal
 
 KEY_HEADER = "Idempotency-Key"
@@ -44,16 +42,19 @@ def thinned(curve: list[tuple[int, float]], limit: int = CURVE_POINTS) -> list[t
     return curve[len(curve) - 1 :: -stride][::-1]
 
 
-def _by_key(session: Session, key: str) -> JobRow | None:
-    return session.scalar(select(JobRow).where(JobRow.idempotency_key == key))
+def _by_key(session: Session, key: str, owner: str | None) -> JobRow | None:
+    """The job `owner` submitted with `key`: keys are per owner, so that one owner can neither
+    replay nor block another's."""
+    scoped = (JobRow.idempotency_scope == (owner or ""), JobRow.idempotency_key == key)
+    return session.scalar(select(JobRow).where(*scoped))
 
 
-def _same_request(job: JobRow, new: NewJob, key: str, owner: str | None) -> JobRow:
-    if job.kind != new.kind or job.request != new.request or job.owner != owner:
+def _same_request(job: JobRow, new: NewJob, key: str) -> JobRow:
+    if job.kind != new.kind or job.request != new.request:
         raise WarmzooError(
             Reason.CONFLICT,
-            f"{KEY_HEADER} {key!r} was already used for job {job.id} with a different request (or by another"
-            " owner); send a new key for a new job",
+            f"{KEY_HEADER} {key!r} was already used for your job {job.id} with a different request;"
+            " send a new key for a new job",
             field=KEY_HEADER,
             code="idempotency_conflict",
         )
@@ -61,12 +62,17 @@ def _same_request(job: JobRow, new: NewJob, key: str, owner: str | None) -> JobR
 
 
 def _check_active_jobs(session: Session, key_id: str, settings: Settings) -> None:
-    """429 once the key has max_active_jobs_per_key jobs queued or running. Two submissions racing
-    may both pass: the cap bounds a client's share of the queue, it is no exact count."""
+    """429 once the key has max_active_jobs_per_key jobs queued or running. The count runs in the
+    transaction that inserts the job, after a write to the key's row: that write takes the row
+    lock on PostgreSQL and the database's write lock on SQLite (the first write of a transaction
+    waits for the lock, where a read first would then fail), so that concurrent submissions with
+    one key are counted one after the other and the cap is exact."""
+    session.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(owner=ApiKeyRow.owner))
     active = session.scalar(
         select(func.count()).select_from(JobRow).where(JobRow.key_id == key_id, JobRow.status.not_in(TERMINAL))
     )
     if (active or 0) >= settings.max_active_jobs_per_key:
+        session.rollback()
         raise WarmzooError(
             Reason.TOO_MANY,
             f"API key {key_id} has {active} jobs queued or running, the most this server allows"
@@ -88,9 +94,9 @@ def submit(
     if idempotency_key is not None:
         if not _KEY_RE.fullmatch(idempotency_key):
             raise WarmzooError(Reason.INVALID, f"{KEY_HEADER} must be 1-200 visible ASCII characters", field=KEY_HEADER)
-        existing = _by_key(session, idempotency_key)
+        existing = _by_key(session, idempotency_key, owner)
         if existing is not None:
-            return _same_request(existing, new, idempotency_key, owner), False
+            return _same_request(existing, new, idempotency_key), False
     if key_id is not None:
         _check_active_jobs(session, key_id, settings)
     job = JobRow(
@@ -100,6 +106,7 @@ def submit(
         request=new.request,
         progress=initial_progress(new.total),
         idempotency_key=idempotency_key,
+        idempotency_scope=owner or "",
         owner=owner,
         key_id=key_id,
         attempts=0,
@@ -111,10 +118,10 @@ def submit(
         session.commit()
     except IntegrityError:  # the same key, submitted concurrently: the first one wins
         session.rollback()
-        existing = _by_key(session, idempotency_key) if idempotency_key else None
+        existing = _by_key(session, idempotency_key, owner) if idempotency_key else None
         if existing is None:
             raise
-        return _same_request(existing, new, idempotency_key or "", owner), False
+        return _same_request(existing, new, idempotency_key or ""), False
     return job, True
 
 
@@ -161,24 +168,6 @@ def cancel(session: Session, job_id: str) -> JobRow:
         field="id",
         code="job_finished",
     )
-
-
-def _snapshot(sessions: sessionmaker[Session], job_id: str) -> JobRow:
-    with sessions() as session:
-        return get(session, job_id)
-
-
-async def follow(sessions: sessionmaker[Session], job_id: str, poll_s: float) -> AsyncIterator[JobRow]:
-    """The job every `poll_s` seconds until it has ended (the last snapshot is the ended job).
-
-    Polls the jobs table (the source of truth, whichever process runs the job) in a worker
-    thread, so a slow database never blocks the event loop."""
-    while True:
-        job = await anyio.to_thread.run_sync(_snapshot, sessions, job_id)
-        yield job
-        if job.status in TERMINAL:
-            return
-        await anyio.sleep(poll_s)
 
 
 def counts(session: Session) -> dict[tuple[str, str], int]:

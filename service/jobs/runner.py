@@ -70,6 +70,19 @@ class JobFailed(Exception):
         return {"error": str(self), "field": self.field, "code": self.code}
 
 
+def unexpected_failure(exc: Exception) -> JobFailed:
+    """What a job's owner reads of a failure that is no domain error (a bug, a resource limit):
+    a code and a message written for them. The exception's own text may name paths, hosts or
+    library internals, and the job is readable by anyone: it goes to the worker's log only."""
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return JobFailed(
+            "the job ran out of memory: submit a smaller network, fewer or shorter sequences,"
+            " or give the worker more memory",
+            "out_of_memory",
+        )
+    return JobFailed("the job failed on an internal error; the server log has the details under its job id", "internal")
+
+
 def library_versions() -> dict[str, str]:
     try:
         warmzoo = version("warmzoo")

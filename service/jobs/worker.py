@@ -179,7 +179,7 @@ class Worker:
                 error = exc.body()
             except Exception as exc:  # a bug or a resource limit: the job fails, the worker lives on
                 log.exception("job %s failed", job.id)
-                error = {"error": f"{type(exc).__name__}: {exc}", "field": None, "code": "job_failed"}
+                error = runner.unexpected_failure(exc).body()
             self._end(job, "failed", error)
 
     def _stopped(self, job: JobRow, lease: _Lease, attempt: _Attempt) -> None:

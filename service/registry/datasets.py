@@ -115,13 +115,15 @@ def check_label(name: str) -> str:
     return name
 
 
-def store(session: Session, blobs: BlobStore, settings: Settings, data: bytes, name: str) -> DatasetRow:
-    """Check an upload and register it; nothing is stored when it is rejected."""
+def store(
+    session: Session, blobs: BlobStore, settings: Settings, data: bytes, name: str, owner: str | None
+) -> DatasetRow:
+    """Check an upload and register it as `owner`'s; nothing is stored when it is rejected."""
     check_label(name)
     shape = list(parse_inputs(data).shape)
     check_limits(shape, settings)
     blob = blobs.put_bytes(data)
-    row = DatasetRow(id=str(uuid.uuid4()), name=name, sha256=blob.sha256, shape=shape, size=blob.size)
+    row = DatasetRow(id=str(uuid.uuid4()), name=name, owner=owner, sha256=blob.sha256, shape=shape, size=blob.size)
     session.add(row)
     session.commit()
     return row

@@ -25,17 +25,20 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 _MIGRATION_LOCK_KEY = 0x7761726D7A6F6F  # "warmzoo": one PostgreSQL advisory lock for all replicas
 
 
-def make_engine(url: str) -> Engine:
-    """An engine ready for concurrent use: SQLite gets WAL, a busy timeout and foreign keys."""
+def make_engine(url: str, pool_timeout_s: float = 30.0) -> Engine:
+    """An engine ready for concurrent use: SQLite gets WAL, a busy timeout and foreign keys.
+    A request that finds every pooled connection taken waits `pool_timeout_s`, then fails
+    (sqlalchemy.exc.TimeoutError, which the API answers 503)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, pool_timeout=pool_timeout_s)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         pool_size=SQLITE_POOL_SIZE,  # kept open: a new connection costs a file open and three pragmas
+        pool_timeout=pool_timeout_s,
     )
 
     @event.listens_for(engine, "connect")

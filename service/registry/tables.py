@@ -182,7 +182,11 @@ class JobRow(Base):
     """
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "created_at"), Index("ix_jobs_key_status", "key_id", "status"))
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "created_at"),
+        Index("ix_jobs_key_status", "key_id", "status"),
+        UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_jobs_idempotency_scope"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -191,7 +195,9 @@ class JobRow(Base):
     progress: Mapped[dict[str, Any] | None]
     result: Mapped[dict[str, Any] | None]
     error: Mapped[dict[str, Any] | None]
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # the owner the key belongs to ('' without one): one owner's keys never meet another's
+    idempotency_scope: Mapped[str] = mapped_column(String(200), default="", server_default="")
     owner: Mapped[str | None] = mapped_column(String(200))  # who submitted it (None: auth off)
     key_id: Mapped[str | None] = mapped_column(String(16))  # the API key it came with, for the per-key job cap
     attempts: Mapped[int] = mapped_column(default=0)
@@ -206,12 +212,14 @@ class JobRow(Base):
 
 
 class DatasetRow(Base):
-    """An uploaded warm-up data set of N sequences of T steps of I features, stored as a blob."""
+    """An uploaded warm-up data set of N sequences of T steps of I features, stored as a blob;
+    `owner` is who uploaded it (None: auth off)."""
 
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     shape: Mapped[list[Any]]
     size: Mapped[int] = mapped_column(BigInteger)

@@ -161,8 +161,13 @@ def check_model_owner(principal: Principal, model: ModelRow) -> None:
         raise not_owner(f"model {model.name!r}", model.owner)
 
 
+def owns_job(principal: Principal, job: JobRow) -> bool:
+    """The job's owner, or an admin (everyone, with auth off)."""
+    return principal.allows("admin") or (job.owner is not None and job.owner == principal.owner)
+
+
 def check_job_owner(principal: Principal, job: JobRow) -> None:
-    if not (principal.allows("admin") or (job.owner is not None and job.owner == principal.owner)):
+    if not owns_job(principal, job):
         raise not_owner(f"job {job.id}", job.owner)
 
 

@@ -234,8 +234,9 @@ def test_aliases_tags_and_description(upload: Upload, client: TestClient) -> Non
     assert_error(client.patch("/v1/models/ed", json={"description": "nul\u0000"}), 422, "description")
 
 
-def test_every_error_is_json(settings: Settings, client: TestClient) -> None:
+def test_every_error_is_json(settings: Settings, client: TestClient, upload: Callable[..., Response]) -> None:
     assert_error(client.get("/v1/nowhere"), 404, None, "/v1/nowhere")
+    assert upload("x").status_code == 201  # the path is checked (model exists, caller owns it) before the body
     assert_error(client.delete("/v1/models"), 405, None, "DELETE")
     assert_error(client.get("/v1/models/ghost/versions/1"), 404, "name", "ghost")
     assert_error(

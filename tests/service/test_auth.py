@@ -189,12 +189,16 @@ def test_a_name_taken_while_a_job_waits_fails_that_job(api: TestClient, keys: Ke
 
 
 def test_an_idempotency_key_is_not_shared_across_owners(api: TestClient, keys: Keys) -> None:
+    """Keys are per owner: another owner's same key is a new job of theirs, neither a replay of
+    the first owner's job (before: shared) nor a conflict that lets one owner block another."""
     headers = {**bearer(keys["alice"]), "Idempotency-Key": "k1"}
     first = api.post("/v1/warmups", json=warmup("a"), headers=headers)
     assert first.status_code == 202
     assert api.post("/v1/warmups", json=warmup("a"), headers=headers).json()["id"] == first.json()["id"]
-    stolen = api.post("/v1/warmups", json=warmup("a"), headers={**bearer(keys["bob"]), "Idempotency-Key": "k1"})
-    refused(stolen, 409, "idempotency_conflict")
+    bobs = api.post("/v1/warmups", json=warmup("b"), headers={**bearer(keys["bob"]), "Idempotency-Key": "k1"})
+    assert bobs.status_code == 202 and bobs.json()["id"] != first.json()["id"], bobs.text
+    assert "Idempotent-Replayed" not in bobs.headers
+    refused(api.post("/v1/warmups", json=warmup("c"), headers=headers), 409, "idempotency_conflict")
 
 
 def test_without_anonymous_reads_every_request_needs_a_key(secure: Settings, keys: Keys) -> None:

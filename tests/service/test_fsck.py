@@ -42,7 +42,7 @@ def zoo(registry: Registry, store: BlobStore) -> Iterator[Registry]:
     zoo.publish_version("fsck", tiny_spec(), tiny_weights(seed=2))
     array = io.BytesIO()
     np.save(array, np.zeros((4, 5, 2), np.float32))
-    datasets.store(zoo.session, store, Settings(), array.getvalue(), "zeros")
+    datasets.store(zoo.session, store, Settings(), array.getvalue(), "zeros", None)
     yield zoo
 
 

@@ -114,7 +114,7 @@ def client(service: InferenceService) -> TestClient:
     app.include_router(router)
     app.include_router(health)
     app.state.inference = service
-    app.state.settings = Settings(auth="off")  # the routes' callers (a quota's owner) are client addresses
+    app.state.settings = Settings(auth="off")  # the routes check their caller (api.routing) and name a quota's owner
     app.state.telemetry = Telemetry()
     app.add_middleware(TelemetryMiddleware, telemetry=app.state.telemetry)  # counts requests in flight
     return TestClient(app)

@@ -346,7 +346,7 @@ def test_a_warmup_on_an_uploaded_dataset(
     buffer = io.BytesIO()
     np.save(buffer, np.random.default_rng(0).standard_normal((10, 8, 2)).astype(np.float32))
     with sessions() as session:
-        row = datasets.store(session, blobs, job_settings, buffer.getvalue(), "noise")
+        row = datasets.store(session, blobs, job_settings, buffer.getvalue(), "noise", None)
     body = warmup_body(spec=tiny_spec(input_size=2).model_dump(), data={"dataset": row.id})
     job_id = submit(sessions, blobs, job_settings, body)
     worker.run_once()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +15,12 @@ from fastapi.testclient import TestClient
 from tests.helpers.clock import Clock
 from tests.helpers.factories import tiny_spec, tiny_weights
 from tests.helpers.payloads import warmup
+from tests.helpers.threads import run_in_threads
 from warmzoo.service.api.app import create_app
 from warmzoo.service.core.config import Settings
+from warmzoo.service.core.errors import WarmzooError
+from warmzoo.service.jobs import lifecycle
+from warmzoo.service.jobs.requests import NewJob
 from warmzoo.service.registry.db import make_engine, session_factory, upgrade_database
 from warmzoo.service.security import auth, ratelimit
 from warmzoo.service.security.ratelimit import TokenBuckets
@@ -169,3 +174,30 @@ def test_data_set_and_inference_caps_are_named(settings: Settings) -> None:
         assert api.post("/v1/models/m/versions", data={"spec": spec.model_dump_json()}, files=files).status_code == 201
         x = {"inputs": [{"name": "input", "shape": [1, 7, 2], "datatype": "FP32", "data": [0.0] * 14}]}
         _is_refused(api.post("/v2/models/m/infer", json=x), 400, "invalid_input", "WARMZOO_MAX_BATCH_TIME")
+
+
+@pytest.mark.parametrize("submissions", [30, 60])
+def test_the_job_cap_holds_under_concurrent_submissions(settings: Settings, submissions: int) -> None:
+    """The count and the insert are one transaction under a lock on the key's row: before, 30
+    concurrent submissions with one key (cap 8) were all accepted, and 60 gave 37 jobs."""
+    upgrade_database(settings)
+    engine = make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        row, _ = auth.create_key(session, "alice", "write")
+    alice = auth.Principal(owner="alice", scope="write", key_id=row.id)
+    export = NewJob("export", {"model": "m", "version": 1, "files": ["model.onnx"]}, 1)
+    outcomes: list[str] = []
+
+    def submit(_: int) -> None:
+        with sessions() as session:
+            try:
+                lifecycle.submit(session, export, settings, by=alice)
+                outcomes.append("accepted")
+            except WarmzooError as exc:
+                outcomes.append(exc.code)
+
+    run_in_threads(submit, submissions)
+    engine.dispose()
+    assert Counter(outcomes) == {"accepted": settings.max_active_jobs_per_key,
+                                 "too_many_active_jobs": submissions - settings.max_active_jobs_per_key}  # fmt: skip

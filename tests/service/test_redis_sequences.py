@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -64,26 +63,49 @@ def test_round_trip_delete_and_unknown_keys(redis_prefix: tuple[str, str]) -> No
     store.close()
 
 
+@pytest.fixture
+def advance(redis_prefix: tuple[str, str], client: redis.Redis) -> Callable[[float], None]:
+    """advance(s): the store's clock moves on by `s` seconds, without sleeping. Redis keeps the
+    time of a sequence as its key's TTL and its deadline in the index, both read against the
+    server's own clock; moving every one of them `s` seconds closer is what waiting would do."""
+
+    def move(seconds: float) -> None:
+        shift = round(seconds * 1000)
+        index = f"{redis_prefix[1]}open"
+        for key in client.scan_iter(match=f"{redis_prefix[1]}*"):
+            left = client.pttl(key)
+            if 0 < left <= shift:
+                client.delete(key)
+            elif left > shift:
+                client.pexpire(key, left - shift)
+        for member, deadline in client.zrange(index, 0, -1, withscores=True):
+            client.zadd(index, {member: deadline - shift}, xx=True)
+
+    return move
+
+
 def test_the_idle_timeout_is_the_ttl_and_each_put_refreshes_it(
-    redis_prefix: tuple[str, str], client: redis.Redis
+    redis_prefix: tuple[str, str], client: redis.Redis, advance: Callable[[float], None]
 ) -> None:
-    store = make_store(redis_prefix, idle_timeout_s=1.0)
+    store = make_store(redis_prefix, idle_timeout_s=100.0)
     key = f"{redis_prefix[1]}s:a"
     store.put("a", state(1))
-    assert 0 < client.pttl(key) <= 1000
-    time.sleep(0.6)
-    store.put("a", state(2))  # refreshed: still there 1.2 s after the first put
-    assert client.pttl(key) > 600
-    time.sleep(0.6)
+    assert 99_000 < client.pttl(key) <= 100_000
+    advance(60)
+    store.put("a", state(2))  # refreshed: still there 120 s after the first put
+    assert client.pttl(key) > 99_000
+    advance(60)
     got = store.get("a")
     assert got is not None and got.version == 2
-    time.sleep(0.5)
+    advance(50)
     assert store.get("a") is None and len(store) == 0
 
 
-def test_the_bound_counts_open_sequences_and_frees_expired_ones(redis_prefix: tuple[str, str]) -> None:
-    store = make_store(redis_prefix, idle_timeout_s=1.0, max_sequences=2)
-    other_replica = make_store(redis_prefix, idle_timeout_s=1.0, max_sequences=2)
+def test_the_bound_counts_open_sequences_and_frees_expired_ones(
+    redis_prefix: tuple[str, str], advance: Callable[[float], None]
+) -> None:
+    store = make_store(redis_prefix, idle_timeout_s=100.0, max_sequences=2)
+    other_replica = make_store(redis_prefix, idle_timeout_s=100.0, max_sequences=2)
     store.put("a", state())
     other_replica.put("b", state())
     store.put("a", state(2))  # replacing an open one is not a new sequence
@@ -92,7 +114,7 @@ def test_the_bound_counts_open_sequences_and_frees_expired_ones(redis_prefix: tu
     assert full.value.limit == 2 and other_replica.get("c") is None
     store.delete("b")
     other_replica.put("c", state())
-    time.sleep(1.1)  # both expire: room again without any delete
+    advance(101)  # both expire: room again without any delete
     store.put("d", state())
     store.put("e", state())
     assert len(store) == 2

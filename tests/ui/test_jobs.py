@@ -17,6 +17,9 @@ from tests.helpers.ui import Zoo, shoot
 pytestmark = pytest.mark.ui
 
 PROGRESS = "document.querySelector('progress')"
+# What the waits read: -1 until the page has drawn its progress bar (a wait that reads a missing
+# element raises a TypeError instead of trying again).
+STEP = f"({PROGRESS}?.value ?? -1)"
 
 
 def test_submit_a_warmup_watch_it_finish_and_download_the_weights(page: Page, tmp_path: Path) -> None:
@@ -55,19 +58,25 @@ def test_submit_a_warmup_watch_it_finish_and_download_the_weights(page: Page, tm
 
 def test_a_running_job_updates_live_and_can_be_canceled(page: Page, zoo: Zoo) -> None:
     job_id = zoo.server.http.post("/v1/warmups", json=warmup_on_cpu("ui-cancel", steps=300)).json()["id"]  # tens of seconds
-    page.goto(f"/#/jobs/{job_id}")
-    page.wait_for_function(f"{PROGRESS}.value >= 2")
-    seen = page.evaluate(f"{PROGRESS}.value")
-    page.wait_for_function(f"{PROGRESS}.value > {seen}")  # moved with no reload: the event stream
-    expect(page.locator(".status")).to_have_text("Status: running")
-    expect(page.locator(".status")).to_have_attribute("aria-live", "polite")
-    expect(page.locator('[aria-live="polite"]', has_text=re.compile(r"^\d+% done: step \d+ of 300$"))).to_have_count(1)
-    # The curve has a point for every step so far, those before the page opened included.
-    curve = "document.querySelector('svg.chart path.series')"
-    assert page.evaluate(f"Number({curve}.dataset.points) === {PROGRESS}.value && {PROGRESS}.value >= 2")
-    shoot(page, "job-live", phone=True)
+    try:
+        page.goto(f"/#/jobs/{job_id}")
+        page.wait_for_function(f"{STEP} >= 2")
+        seen = page.evaluate(STEP)
+        page.wait_for_function(f"{STEP} > {seen}")  # moved with no reload: the event stream
+        expect(page.locator(".status")).to_have_text("Status: running")
+        expect(page.locator(".status")).to_have_attribute("aria-live", "polite")
+        done = re.compile(r"^\d+% done: step \d+ of 300$")
+        expect(page.locator('[aria-live="polite"]', has_text=done)).to_have_count(1)
+        # The curve has a point for every step so far, those before the page opened included.
+        curve = "document.querySelector('svg.chart path.series')"
+        assert page.evaluate(f"Number({curve}.dataset.points) === {STEP} && {STEP} >= 2")
+        shoot(page, "job-live", phone=True)
 
-    page.get_by_role("button", name="Cancel the job").click()
-    expect(page.locator(".status")).to_have_text("Status: canceled")
-    expect(page.get_by_role("button", name="Cancel the job")).to_be_disabled()
-    assert zoo.server.http.get(f"/v1/jobs/{job_id}").json()["status"] == "canceled"
+        page.get_by_role("button", name="Cancel the job").click()
+        expect(page.locator(".status")).to_have_text("Status: canceled")
+        expect(page.get_by_role("button", name="Cancel the job")).to_be_disabled()
+        assert zoo.server.http.get(f"/v1/jobs/{job_id}").json()["status"] == "canceled"
+    finally:  # whatever failed above, the job must not publish ui-cancel into the other tests' zoo
+        zoo.server.http.post(f"/v1/jobs/{job_id}/cancel")
+        ended = zoo.server.wait_for(job_id, lambda job: job["status"] not in ("queued", "running"))
+        assert ended["status"] == "canceled", ended

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
+from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 
-from warmzoo.service.api.deps import BlobsDep, PaginationDep, SessionDep, SettingsDep, writer
+from warmzoo.service.api.deps import BlobsDep, PaginationDep, SessionDep, SettingsDep, WriterDep
 from warmzoo.service.api.errors import error_responses
 from warmzoo.service.api.job_schemas import DatasetOut
+from warmzoo.service.api.routing import GuardedRoute
 from warmzoo.service.api.schemas import PageOut
 from warmzoo.service.registry import datasets
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=GuardedRoute)
 
 
-@router.post("", status_code=201, responses=error_responses(413, 422, 507), dependencies=[Depends(writer)])
+@router.post("", status_code=201, responses=error_responses(413, 422, 507))
 def upload_dataset(
     file: Annotated[
         UploadFile, File(description="[sequences, time, features] float: .npy (no pickle) or safetensors.")
@@ -23,13 +24,14 @@ def upload_dataset(
     session: SessionDep,
     blobs: BlobsDep,
     settings: SettingsDep,
+    who: WriterDep,
     response: Response,
     name: Annotated[
         str | None, Form(max_length=200, description="Label; default: the file name.", examples=["sine-waves-512x200"])
     ] = None,
 ) -> DatasetOut:
     """Register a data set; warm-ups use it with `"data": {"dataset": id}`."""
-    row = datasets.store(session, blobs, settings, file.file.read(), name or file.filename or "dataset")
+    row = datasets.store(session, blobs, settings, file.file.read(), name or file.filename or "dataset", who.owner)
     response.headers["Location"] = f"/v1/datasets/{row.id}"
     return DatasetOut.from_row(row)
 

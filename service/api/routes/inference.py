@@ -17,12 +17,12 @@ from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope
 
 from warmzoo.service.api.deps import CallerDep, RegistryDep
 from warmzoo.service.api.errors import error_responses
+from warmzoo.service.api.routing import GuardedRoute
 from warmzoo.service.serving.dataplane import EXTENSIONS, InferenceService
 from warmzoo.service.serving.oip import (
     BINARY_HEADER,
@@ -63,7 +63,7 @@ class OipRequest(Request):
         return whole[: int(declared)]
 
 
-class OipRoute(APIRoute):
+class OipRoute(GuardedRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 

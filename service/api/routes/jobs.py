@@ -10,17 +10,27 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from warmzoo.service.api.deps import OwnedJob, PaginationDep, RegistryDep, SessionDep, SettingsDep, WriterDep
+from warmzoo.service.api.deps import (
+    OwnedJob,
+    PaginationDep,
+    ReaderDep,
+    RegistryDep,
+    SessionDep,
+    SettingsDep,
+    WriterDep,
+)
 from warmzoo.service.api.errors import error_responses
 from warmzoo.service.api.job_schemas import JobOut, JobStatus
+from warmzoo.service.api.routing import GuardedRoute
 from warmzoo.service.api.schemas import PageOut
 from warmzoo.service.jobs import lifecycle
 from warmzoo.service.jobs.requests import ExportIn, JobKind, MeasureIn, check_export, check_measure
+from warmzoo.service.jobs.watch import JobWatch
 from warmzoo.service.registry.tables import JobRow
+from warmzoo.service.security.auth import Principal
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=GuardedRoute)
 
-EVENTS_POLL_S = 0.25
 KEEPALIVE_S = 15.0  # an SSE comment line after this much silence keeps proxies from closing the stream
 
 JobIdPath = Annotated[str, Path(description="Job id.", max_length=36)]
@@ -33,52 +43,59 @@ VersionPath = Annotated[str, Path(description="Version number or alias.", exampl
 JOB_CREATED = error_responses(404, 409, 422)
 
 
-def accepted(job: JobRow, created: bool, response: Response) -> JobOut:
+def accepted(job: JobRow, created: bool, response: Response, who: Principal) -> JobOut:
     """202 with the job and where to follow it; an idempotent replay says so in a header."""
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobOut.from_row(job)
+    return JobOut.from_row(job, who)
 
 
 @router.get("/jobs", responses=error_responses(422))
 def list_jobs(
     session: SessionDep,
     page: PaginationDep,
+    who: ReaderDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this state.")] = None,
     kind: Annotated[JobKind | None, Query(description="Only jobs of this kind.")] = None,
 ) -> PageOut[JobOut]:
     """Jobs, newest first."""
     found = lifecycle.list_jobs(session, page.limit, page.offset, status, kind)
-    return PageOut.of(found, [JobOut.from_row(row) for row in found.items])
+    return PageOut.of(found, [JobOut.from_row(row, who) for row in found.items])
 
 
 @router.get("/jobs/{job_id}", responses=error_responses(404))
-def get_job(job_id: JobIdPath, session: SessionDep) -> JobOut:
-    return JobOut.from_row(lifecycle.get(session, job_id))
+def get_job(job_id: JobIdPath, session: SessionDep, who: ReaderDep) -> JobOut:
+    return JobOut.from_row(lifecycle.get(session, job_id), who)
 
 
 @router.post(
     "/jobs/{job_id}/cancel", responses={202: {"model": JobOut}} | error_responses(404, 409), dependencies=[OwnedJob]
 )
-def cancel_job(job_id: JobIdPath, session: SessionDep, response: Response) -> JobOut:
+def cancel_job(job_id: JobIdPath, session: SessionDep, response: Response, who: WriterDep) -> JobOut:
     """A queued job is canceled at once (200); a running one stops within one step (202: follow it)."""
     job = lifecycle.cancel(session, job_id)
     if job.status != "canceled":
         response.status_code = 202
-    return JobOut.from_row(job)
+    return JobOut.from_row(job, who)
 
 
 def _event(name: str, payload: BaseModel) -> str:
     return f"event: {name}\ndata: {payload.model_dump_json()}\n\n"
 
 
-async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
+async def _events(first: JobRow, rest: AsyncIterator[JobRow], who: Principal) -> AsyncIterator[str]:
     """`progress` events when the progress moves, `status` events when the state changes; the
     stream ends after the status event of the finished job."""
     progress, state, quiet_since = None, None, time.monotonic()
-    async for row in lifecycle.follow(request.app.state.sessions, job_id, EVENTS_POLL_S):
-        job = JobOut.from_row(row)
+
+    async def snapshots() -> AsyncIterator[JobRow]:
+        yield first
+        async for row in rest:
+            yield row
+
+    async for row in snapshots():
+        job = JobOut.from_row(row, who)
         chunk = ""
         if job.progress != progress:
             progress, chunk = job.progress, chunk + _event("progress", job.progress)
@@ -97,12 +114,16 @@ async def _events(request: Request, job_id: str) -> AsyncIterator[str]:
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."}}
     | error_responses(404),
 )
-def job_events(job_id: JobIdPath, session: SessionDep, request: Request) -> StreamingResponse:
+async def job_events(job_id: JobIdPath, request: Request, who: ReaderDep) -> StreamingResponse:
     """Server-sent events: `progress` (`{step, total, vaa_star, vaa_star_curve}`) as the job advances and
-    `status` (the whole job) when its state changes; the stream closes once the job has ended."""
-    lifecycle.get(session, job_id)  # a 404 before the stream starts
+    `status` (the whole job) when its state changes; the stream closes once the job has ended.
+    An open stream holds no database connection: the job is polled in short sessions, once per
+    poll for all the streams of one job."""
+    watch: JobWatch = request.app.state.job_watch
+    followed = watch.follow(job_id)
+    first = await anext(followed)  # a 404 before the stream starts
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_events(request, job_id), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_events(first, followed, who), media_type="text/event-stream", headers=headers)
 
 
 @router.post("/models/{name}/versions/{version}/measure", status_code=202, responses=JOB_CREATED, tags=["models"])
@@ -118,7 +139,7 @@ def measure_version(
 ) -> JobOut:
     """Queue a measure job: the exact VAA of the version (n = 32, S = the server's vaa_steps)."""
     new = check_measure(name, version, body or MeasureIn(), settings, registry)
-    return accepted(*lifecycle.submit(registry.session, new, settings, idempotency_key, who), response)
+    return accepted(*lifecycle.submit(registry.session, new, settings, idempotency_key, who), response, who)
 
 
 @router.post("/models/{name}/versions/{version}/export", status_code=202, responses=JOB_CREATED, tags=["models"])
@@ -134,4 +155,4 @@ def export_version(
 ) -> JobOut:
     """Queue an export job: produce model.onnx and cell.onnx (checked against PyTorch) ahead of downloads."""
     new = check_export(name, version, body or ExportIn(), registry)
-    return accepted(*lifecycle.submit(registry.session, new, settings, idempotency_key, who), response)
+    return accepted(*lifecycle.submit(registry.session, new, settings, idempotency_key, who), response, who)

@@ -14,12 +14,13 @@ from warmzoo.models.spec import CellName, RNNSpec
 from warmzoo.service.api.deps import OwnedModel, PaginationDep, PublisherDep, RegistryDep, SettingsDep
 from warmzoo.service.api.errors import error_responses, validation_error
 from warmzoo.service.api.responses import json_response
+from warmzoo.service.api.routing import GuardedRoute
 from warmzoo.service.api.schemas import NO_NUL, AliasIn, AliasOut, ModelOut, ModelPatch, PageOut, TagsIn, VersionOut
 from warmzoo.service.registry.blobs import CHUNK
 from warmzoo.service.registry.registry import LATEST, MAX_INT, TAG_RE, ModelFilter, Registry, SortKey, spec_from_weights
 from warmzoo.service.security.budgets import check_spec
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], route_class=GuardedRoute)
 
 NamePath = Annotated[str, Path(description="Model name.", examples=["gru-denoising"])]
 VersionPath = Annotated[str, Path(description="Version number or alias.", examples=["1", "latest"])]
