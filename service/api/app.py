@@ -154,7 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _document_optional_keys(app: FastAPI, settings: Settings, api: list[tuple[APIRouter, str]]) -> None:
-    """Mark the operations a client may call without a key (all of them with auth off; the
+    """State in the OpenAPI document what FastAPI cannot: the page-size limit (a setting) and
+    uploads as binary. And mark the operations a client may call without a key (all of them with auth off; the
     reads and inference with anonymous reads on) as such in the OpenAPI document: FastAPI
     lists the bearer scheme as required wherever it is declared, which told clients and
     generated SDKs that every read needs a key. OpenAPI's optional security is an empty
@@ -175,9 +176,21 @@ def _document_optional_keys(app: FastAPI, settings: Settings, api: list[tuple[AP
                 for method, operation in operations.items():
                     if (path, method) in optional and operation.get("security"):
                         operation["security"] = [{}, *operation["security"]]
+                    _state_limits(operation, settings)
+            for body in app.openapi_schema["components"]["schemas"].values():  # type: ignore[index]
+                for field in body.get("properties", {}).values():
+                    if field.get("contentMediaType") == "application/octet-stream":
+                        field["format"] = "binary"  # an uploaded file: bytes, not text (OpenAPI 3.0's word for it)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _state_limits(operation: dict[str, Any], settings: Settings) -> None:
+    """Limits that are settings, not constants, written into the document as they stand."""
+    for parameter in operation.get("parameters", []):
+        if (parameter["in"], parameter["name"]) == ("query", "limit"):
+            parameter["schema"]["maximum"] = settings.max_page_size
 
 
 def _writes(route: APIRoute) -> bool:

@@ -9,6 +9,7 @@ the status details, and `field` and `code` travel as trailing metadata (GRPC_FIE
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -129,6 +130,26 @@ def as_domain_error(exc: Exception) -> WarmzooError | None:
     return None
 
 
+def documented_methods(request: Request) -> str | None:
+    """The `Allow` of a 405: the methods the OpenAPI document lists for the path (HEAD with GET).
+    Starlette's own names those of the first route whose path matched only (GET of
+    /v1/models/{name}, not its PATCH). None for a path the document does not describe."""
+    state = request.app.state
+    if getattr(state, "documented_paths", None) is None:
+        paths = request.app.openapi()["paths"]
+        state.documented_paths = [
+            (re.compile(re.sub(r"\{[^/]+\}", "[^/]+", path)), {method.upper() for method in operations})
+            for path, operations in paths.items()
+        ]
+    methods: set[str] = set()
+    for pattern, documented in state.documented_paths:
+        if pattern.fullmatch(request.url.path):
+            methods |= documented
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception through one JSON shape; unexpected ones become a logged 500."""
 
@@ -155,10 +176,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(WarmzooError(Reason.INVALID, message, code="invalid_body"))
         if exc.status_code == 404 and exc.detail == "Not Found":
             message = f"no route {request.method} {request.url.path}; see /docs for the API"
-        elif exc.status_code == 405:
+        headers = exc.headers
+        if exc.status_code == 405:
             message = f"method {request.method} is not allowed on {request.url.path}"
+            allowed = documented_methods(request)
+            headers = {**(headers or {}), "Allow": allowed} if allowed else headers
         code = _FRAMEWORK_CODES.get(exc.status_code) or HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
-        return JSONResponse(error_body(message, None, code), status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(error_body(message, None, code), status_code=exc.status_code, headers=headers)
 
     async def on_infrastructure_error(request: Request, exc: Exception) -> JSONResponse:
         error = as_domain_error(exc)

@@ -2,7 +2,9 @@
 the zoo, download files that verify themselves, run inference.
 
 Downloads are written to a temporary file beside the target and renamed only once their
-sha256 matches the server's ETag, so a failed or corrupt download never leaves a file behind.
+sha256 matches the server's ETag, so a failed or corrupt download never leaves a file behind;
+an existing file is replaced only when asked to. numpy and torch are never imported here:
+the verbs that only list or download start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 TERMINAL = ("succeeded", "failed", "canceled")
 PAGE = 100
+FILE_MODE = 0o644  # downloads are ordinary files, readable by others like any file a user writes
 Event = tuple[str, dict[str, Any]]
 
 
@@ -34,6 +40,18 @@ def _message(response: httpx.Response) -> str:
         return str(response.json()["error"])
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def _refuse_existing(targets: Sequence[Path], force: bool) -> None:
+    existing = [str(t) for t in targets if t.exists() and not (t.is_dir() and not any(t.iterdir()))]
+    if existing and not force:
+        raise ClientError(f"{existing[0]} exists; pass --force to overwrite it, or choose another --out")
+
+
+def _place(data_file: str, target: Path) -> None:
+    """Move a finished temporary file onto its target, with the mode of an ordinary file."""
+    os.chmod(data_file, FILE_MODE)
+    os.replace(data_file, target)
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -130,8 +148,9 @@ class Client:
     def version(self, name: str, version: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/models/{name}/versions/{version}")
 
-    def download(self, name: str, version: str, file: str, out_dir: Path) -> Path:
-        """Save one file of a version into `out_dir`, verified against its ETag (the sha256)."""
+    def _fetch(self, name: str, version: str, file: str, out_dir: Path) -> str:
+        """One file of a version, streamed into a temporary file in `out_dir` and verified against
+        its ETag (the sha256); returns the temporary file's path."""
         out_dir.mkdir(parents=True, exist_ok=True)
         with self.http.stream("GET", f"/v1/models/{name}/versions/{version}/files/{file}") as response:
             if response.is_error:
@@ -150,12 +169,38 @@ class Client:
                         f"{file}: the bytes received hash to {digest.hexdigest()}, not to the server's ETag"
                         f" {expected or '(none)'}; the download is corrupt, try again"
                     )
-                target = out_dir / file
-                os.replace(temp, target)
             except BaseException:
                 Path(temp).unlink(missing_ok=True)
                 raise
+        return temp
+
+    def download(self, name: str, version: str, file: str, out_dir: Path, force: bool = False) -> Path:
+        """Save one file of a version as `out_dir/file`, verified; an existing file only with `force`."""
+        target = out_dir / file
+        _refuse_existing([target], force)
+        _place(self._fetch(name, version, file, out_dir), target)
         return target
+
+    def download_unpacked(self, name: str, version: str, file: str, folder: Path, force: bool = False) -> Path:
+        """Unpack a zip file of a version (verified first) into `folder`; an existing folder only with `force`."""
+        _refuse_existing([folder], force)
+        temp = self._fetch(name, version, file, folder)
+        try:
+            with zipfile.ZipFile(temp) as archive:
+                for member in archive.namelist():
+                    if Path(member).name != member or member.startswith("."):  # a flat folder, nothing else
+                        raise ClientError(f"{file}: unexpected member {member!r}; not unpacking it")
+                    fd, part = tempfile.mkstemp(dir=folder, prefix=f".{member}.", suffix=".part")
+                    try:
+                        with os.fdopen(fd, "wb") as f:
+                            f.write(archive.read(member))
+                        _place(part, folder / member)
+                    except BaseException:
+                        Path(part).unlink(missing_ok=True)
+                        raise
+        finally:
+            Path(temp).unlink(missing_ok=True)
+        return folder
 
     def infer(self, name: str, version: str | None, inputs: np.ndarray) -> dict[str, Any]:
         """Run a batch [batch, time, input_size] through the Open Inference Protocol endpoint."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -20,6 +21,33 @@ if TYPE_CHECKING:
     from warmzoo.service.core.config import Settings
 
 Command = Callable[[argparse.Namespace], int]
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default, where it has one worth saying (not None or False),
+    also for flags without a help text of their own."""
+
+    @staticmethod
+    def _has_default(action: argparse.Action) -> bool:
+        shown = all(action.default is not hidden for hidden in (None, False, argparse.SUPPRESS))
+        return shown and bool(action.option_strings)
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and self._has_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return super()._get_help_string(action) if self._has_default(action) else action.help
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of `warmzoo` and, through add_subparsers, of every verb: defaults in --help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _warmup(args: argparse.Namespace) -> int:
@@ -309,7 +337,7 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _add_keys(sub: argparse._SubParsersAction) -> None:
-    from warmzoo.service.security.auth import SCOPES
+    from warmzoo.service.core.scopes import SCOPES
 
     keys = sub.add_parser("keys", help="API keys: create (shown once), ls, revoke").add_subparsers(
         dest="keys_command", required=True
@@ -401,6 +429,9 @@ FORMATS = {
     "onnx": "model.onnx",
     "cell": "cell.onnx",
     "card": "README.md",
+    "torch": "torch.safetensors",
+    "modeling": "modeling.py",
+    "hf": "hf.zip",  # unpacked into a folder: the Hugging Face Hub layout
 }
 
 
@@ -576,12 +607,18 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    """Download a file of a version, checked against its sha256."""
+    """Download a file of a version into OUT/<name>/v<version>/, checked against its sha256; `hf`
+    unpacks the Hugging Face Hub folder into OUT/<name>/v<version>/hf/."""
     from warmzoo.service.cli.client import parse_ref
 
-    name, version = parse_ref(args.ref)
+    name, ref = parse_ref(args.ref)
     with _client(args) as client:
-        path = client.download(name, version, FORMATS[args.format], Path(args.out))
+        number = str(client.version(name, ref)["version"])  # an alias names a number now; pull that one
+        folder = Path(args.out) / name / f"v{number}"
+        if args.format == "hf":
+            path = client.download_unpacked(name, number, FORMATS["hf"], folder / "hf", force=args.force)
+        else:
+            path = client.download(name, number, FORMATS[args.format], folder, force=args.force)
     print(path)
     return 0
 
@@ -601,8 +638,12 @@ def _infer(args: argparse.Namespace) -> int:
     name, _, version = args.ref.partition(":")
     with _client(args) as client:
         answer = client.infer(name, version or None, inputs)
-    outputs = {o["name"]: np.asarray(o["data"]).reshape(o["shape"]).tolist() for o in answer["outputs"]}
-    print(json.dumps(outputs))
+    outputs = {o["name"]: np.asarray(o["data"], dtype=np.float32).reshape(o["shape"]) for o in answer["outputs"]}
+    if args.out:
+        np.save(args.out, outputs["output"])
+        print(f"wrote output {list(outputs['output'].shape)} to {args.out}")
+    else:
+        print(json.dumps({name: array.tolist() for name, array in outputs.items()}))
     return 0
 
 
@@ -667,13 +708,15 @@ def _add_client_verbs(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("pull", parents=[server], help="download a file of a version (sha256-checked)")
     p.add_argument("ref", metavar="NAME[:VERSION]")
-    p.add_argument("--format", choices=sorted(FORMATS), default="safetensors")
-    p.add_argument("--out", default=".", help="directory to write into")
+    p.add_argument("--format", choices=sorted(FORMATS), default="safetensors", help="the file (hf: a folder)")
+    p.add_argument("--out", default=".", help="directory; the file goes to OUT/NAME/vVERSION/")
+    p.add_argument("--force", action="store_true", help="overwrite a file (or hf folder) that exists")
     p.set_defaults(func=_reporting(_pull))
 
     p = sub.add_parser("infer", parents=[server], help="run sequences through a version on the server")
     p.add_argument("ref", metavar="NAME[:VERSION]")
     p.add_argument("--input", required=True, help="[batch, time, input_size] (or [time, input_size]) as .npy or JSON")
+    p.add_argument("--out", help="write the output [batch, time, output_size] to this .npy instead of printing JSON")
     p.set_defaults(func=_reporting(_infer))
 
 
@@ -763,7 +806,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="warmzoo",
         description="Warm up recurrent networks (arXiv 2106.01001), run the zoo server, and use it.",
         epilog="Each verb has its own --help. Settings come from WARMZOO_* variables (docs/usage.md).",

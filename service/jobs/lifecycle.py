@@ -25,7 +25,8 @@ from warmzoo.service.registry.tables import ApiKeyRow, JobRow, utcnow
 from warmzoo.service.security.auth import Principal
 
 KEY_HEADER = "Idempotency-Key"
-_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII, as in HTTP header tokens
+KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"  # visible ASCII, as in HTTP header tokens
+_KEY_RE = re.compile(KEY_PATTERN)
 
 
 CURVE_POINTS = 512  # most [step, VAA*] pairs a job's progress carries, however long the warm-up

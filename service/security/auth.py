@@ -20,20 +20,18 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import Reason, WarmzooError
+from warmzoo.service.core.scopes import SCOPES, Scope
 from warmzoo.service.registry.registry import not_owner
 from warmzoo.service.registry.tables import ApiKeyRow, JobRow, ModelRow, utcnow
 
 log = logging.getLogger(__name__)
 
-Scope = Literal["read", "write", "admin"]
-SCOPES: tuple[Scope, ...] = get_args(Scope)
 KEY_RE = re.compile(r"wz_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 

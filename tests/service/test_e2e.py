@@ -94,7 +94,8 @@ def test_the_cli_submits_lists_and_pulls(server: Server, capsys: pytest.CaptureF
     assert "e2e-cli" in cli(capsys, server, "ls")
     assert cli(capsys, server, "ls", "e2e-cli").splitlines()[1].split()[:2] == ["1", "brc"]
     pulled = Path(cli(capsys, server, "pull", "e2e-cli:1", "--format", "onnx", "--out", str(tmp_path)).strip())
-    assert pulled == tmp_path / "model.onnx" and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    folder = tmp_path / "e2e-cli" / "v1"
+    assert pulled == folder / "model.onnx" and [p.name for p in folder.iterdir()] == ["model.onnx"]
     etag = server.http.head("/v1/models/e2e-cli/versions/1/files/model.onnx").headers["etag"].strip('"')
     assert hashlib.sha256(pulled.read_bytes()).hexdigest() == etag
 

@@ -15,8 +15,8 @@ import yaml
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from tests.plain_pytorch import isolated_site, run_plain
 from tests.helpers.factories import tiny_weights
+from tests.helpers.plain_pytorch import isolated_site, run_plain
 from warmzoo.models.spec import CELLS, RNNSpec
 from warmzoo.service.registry.hub import front_matter
 from warmzoo.service.registry.registry import Registry

@@ -115,6 +115,30 @@ def test_a_sequence_of_steps_equals_the_whole(client: grpcclient.InferenceServer
     assert ended.value.status() == "StatusCode.INVALID_ARGUMENT" and "no open sequence 42" in ended.value.message()
 
 
+def test_a_stream_answers_each_request_in_order(server: Server) -> None:
+    """tritonclient's streaming API (ModelStreamInfer): a sequence's steps on one stream, with a
+    refused request in the middle answered by its error while the stream goes on."""
+    x = random_input(6)
+    answers: list[tuple[object, object]] = []
+    with grpcclient.InferenceServerClient(server.grpc) as triton:
+        whole = triton.infer(MODEL, sequence_input(x))
+        triton.start_stream(callback=lambda result, error: answers.append((result, error)))
+        for t in range(6):
+            triton.async_stream_infer(
+                MODEL, sequence_input(x[:, t : t + 1]), request_id=str(t), sequence_id="s", sequence_start=t == 0,
+                sequence_end=t == 5,
+            )
+            if t == 2:
+                triton.async_stream_infer(MODEL, sequence_input(np.zeros((1, 1, 3), np.float32)), request_id="bad")
+        triton.stop_stream()  # waits for every answer
+    errors = [error for _, error in answers if error is not None]
+    assert len(errors) == 1 and "input 'input' has shape [1, 1, 3]" in errors[0].message()
+    results = [result for result, error in answers if error is None]
+    assert [r.get_response().id for r in results] == [str(t) for t in range(6)]
+    outputs = np.concatenate([r.as_numpy("output") for r in results], axis=1)
+    np.testing.assert_allclose(outputs, whole.as_numpy("output"), atol=1e-6)
+
+
 def test_bad_input_gets_named_errors(client: grpcclient.InferenceServerClient) -> None:
     cases = {
         "nope": ("StatusCode.NOT_FOUND", "no model named 'nope'", random_input(3)),

@@ -87,9 +87,12 @@ def test_the_model_page_shows_versions_aliases_card_files_and_snippets(page: Pag
     expect(card.locator("pre", has_text='"cell": "gru"')).to_have_count(1)  # the spec's fenced block
     weights = zoo.server.http.get("/v1/models/tiny-gru/versions/2").json()["sha256"]
     expect(page.locator('tr[data-file="weights.safetensors"] td.sha')).to_have_text(weights)
-    pytorch = page.locator("figure.snippet", has_text="PyTorch").locator("code")
+    pytorch = page.locator("figure.snippet", has_text="PyTorch (warmzoo)").locator("code")
     expect(pytorch).to_contain_text(f"{zoo.url}/v1/models/tiny-gru/versions/2/files/weights.safetensors")
     expect(pytorch).to_contain_text(weights)
+    expect(pytorch).to_contain_text("from warmzoo.models.weights import network_from_weights")
+    plain = page.locator("figure.snippet", has_text="Plain PyTorch").locator("code")
+    expect(plain).to_contain_text("from modeling import load")
     expect(page.locator("figure.snippet", has_text="ONNX Runtime").locator("code")).to_contain_text("ort.InferenceSession")
     shoot(page, "model", phone=True)
 

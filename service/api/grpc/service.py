@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -177,6 +177,48 @@ class InferenceServicer(GRPCInferenceServiceServicer):
 
     @_call()
     async def ModelInfer(self, request: pb.ModelInferRequest, caller: str) -> pb.ModelInferResponse:
+        return await self._infer(request, caller)
+
+    async def ModelStreamInfer(
+        self, requests: AsyncIterator[pb.ModelInferRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        """Triton's streaming infer (tritonclient's start_stream / async_stream_infer): each request
+        answered in order on the stream. A refused one gets the message HTTP would send in
+        `error_message`, and the stream goes on. The key is checked when the stream opens (a
+        refusal closes it with the status of a unary call); every request counts against the
+        caller's rate."""
+        metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        client = _client(metadata, context.peer())
+        try:
+            caller = await self.admit(metadata.get("authorization"), client)
+        except Exception as exc:
+            error = _domain_error(exc)
+            if error is None:
+                raise  # grpc answers UNKNOWN; the log has it
+            await context.abort(GRPC_STATUS[error.reason], error.message, trailing_metadata=grpc_trailers(error))
+        async for request in requests:
+            rid = request.id or "-"
+            started = time.perf_counter()
+            code, status = grpc.StatusCode.OK, 200
+            try:
+                count_request(self.state, caller)
+                reply = pb.ModelStreamInferResponse(infer_response=await self._infer(request, caller))
+            except Exception as exc:
+                error = _domain_error(exc)
+                if error is None:
+                    log.exception("unhandled error on gRPC ModelStreamInfer")
+                    code, status = grpc.StatusCode.INTERNAL, 500
+                    message = f"internal error ({type(exc).__name__}); the server log has the details"
+                else:
+                    code, status, message = GRPC_STATUS[error.reason], HTTP_STATUS[error.reason], error.message
+                answer = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
+                reply = pb.ModelStreamInferResponse(error_message=message, infer_response=answer)
+            seconds = time.perf_counter() - started
+            self.state.telemetry.observe_grpc("ModelStreamInfer", code.name, seconds, request.model_name, status)
+            _access("ModelStreamInfer", code, seconds, rid, client)
+            yield reply
+
+    async def _infer(self, request: pb.ModelInferRequest, caller: str) -> pb.ModelInferResponse:
         body, raw = infer_request(request)
         version = request.model_version or None
         result = await self.state.inference.infer_async(request.model_name, version, body, raw, owner=caller)

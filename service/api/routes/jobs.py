@@ -42,7 +42,14 @@ KEEPALIVE_S = 15.0  # an SSE comment line after this much silence keeps proxies 
 JobIdPath = Annotated[str, Path(description="Job id.", max_length=36)]
 KeyHeader = Annotated[
     str | None,
-    Header(alias=lifecycle.KEY_HEADER, description="Makes a retry of the same request return the same job."),
+    Header(
+        alias=lifecycle.KEY_HEADER,
+        min_length=1,
+        max_length=200,
+        pattern=lifecycle.KEY_PATTERN,
+        description="Makes a retry of the same request return the same job: 1-200 visible ASCII characters,"
+        " one owner's keys apart from another's.",
+    ),
 ]
 NamePath = Annotated[str, Path(description="Model name.")]
 VersionPath = Annotated[str, Path(description="Version number or alias.", examples=["1", "latest"])]

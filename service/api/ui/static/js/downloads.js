@@ -20,12 +20,25 @@ function pytorchSnippet(version, base) {
   const expected = sha(version, "weights.safetensors");
   return `import hashlib, urllib.request
 import torch
-from models.weights import network_from_weights  # the warmzoo package
+from warmzoo.models.weights import network_from_weights  # the warmzoo package
 
 url = "${base}/weights.safetensors"
 data = urllib.request.urlopen(url).read()
 assert hashlib.sha256(data).hexdigest() == "${expected}"
 network = network_from_weights(data)
+x = torch.randn(1, 50, ${version.spec.input_size})  # [batch, time, input_size]
+y, state = network(x)`;
+}
+
+function plainSnippet(version, base) {
+  return `import urllib.request
+import torch
+
+for name in ("modeling.py", "weights.safetensors"):  # each download's ETag header is its sha256
+    urllib.request.urlretrieve(f"${base}/{name}", name)
+from modeling import load  # plain PyTorch: needs only torch and safetensors
+
+network = load("weights.safetensors")
 x = torch.randn(1, 50, ${version.spec.input_size})  # [batch, time, input_size]
 y, state = network(x)`;
 }
@@ -56,10 +69,11 @@ function snippet(title, code) {
     h("pre", { tabindex: "0" }, h("code", {}, code)));
 }
 
-/** PyTorch and ONNX Runtime snippets that download this version (by number, never an alias). */
+/** Plain PyTorch, warmzoo and ONNX Runtime snippets that download this version (by number, never an alias). */
 export function snippets(version) {
   const base = `${location.origin}/v1/models/${version.name}/versions/${version.version}/files`;
   return h("div", { class: "snippets" },
-    snippet("PyTorch", pytorchSnippet(version, base)),
+    snippet("Plain PyTorch (modeling.py)", plainSnippet(version, base)),
+    snippet("PyTorch (warmzoo)", pytorchSnippet(version, base)),
     snippet("ONNX Runtime", onnxSnippet(version, base)));
 }
