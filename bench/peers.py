@@ -21,8 +21,10 @@ request when the last is answered) on one aiohttp session or one grpc.aio channe
 server in turn for the same model, protocol and concurrency, so that noise from the shared machine
 hits them alike; with --rounds N the whole sequence runs N times and a table gives each cell's
 median round (by throughput). A cell warms up for --warmup seconds, then counts requests started
-within --seconds. Its row gives requests/s, p50 and p99 latency, errors, and the client's own CPU time in
-percent of one core, so the reader can see whether the client set the pace.
+within --seconds. Its row gives requests/s, p50 and p99 latency, errors, the server's CPU time per
+answer (its process and descendants, from /proc, over the measured window: on a box shared with
+other work the steadiest figure), and the client's own CPU time in percent of one core, so the
+reader can see whether the client set the pace.
 
 Also races warmzoo with its dynamic batching off (WARMZOO_BATCHING=0) against on, at the highest
 concurrency, and times ONNX Runtime alone on each model.onnx at batch 1 and at that concurrency:
@@ -35,10 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
-import glob
 import hashlib
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -50,7 +49,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -59,9 +57,10 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from bench.server import local_server, publish
+from bench.server import publish, server_process
 from tests.helpers.server import ROOT, free_port
 from warmzoo.models.spec import RNNSpec
+from warmzoo.service.api.grpc.protos import grpc_service_pb2 as pb  # Triton's v2 gRPC, the wire KServe's is
 
 SPECS = {
     cell: RNNSpec(cell=cell, input_size=1, hidden_size=256, num_layers=2, output_size=1) for cell in ("gru", "brc")
@@ -86,6 +85,7 @@ class Server:
     http: str
     grpc: str | None
     version: str | None
+    pid: int  # the server's process: its CPU, with its descendants', is read during each cell
 
     def infer_path(self, model: str) -> str:
         return f"/v2/models/{model}" + (f"/versions/{self.version}" if self.version else "") + "/infer"
@@ -106,7 +106,9 @@ def ensure_venv(venv: Path, requirements: Path) -> Path:
 
 
 @contextmanager
-def _running(name: str, command: list[str], env: dict[str, str], log_path: Path, ready: list[str]) -> Iterator[None]:
+def _running(
+    name: str, command: list[str], env: dict[str, str], log_path: Path, ready: list[str]
+) -> Iterator[subprocess.Popen[bytes]]:
     """`command` as a process until the block ends (SIGTERM), once every URL in `ready` answers 200."""
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
@@ -124,7 +126,7 @@ def _running(name: str, command: list[str], env: dict[str, str], log_path: Path,
                 if time.monotonic() > deadline:
                     sys.exit(f"{name} was not ready within 120 s:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.2)
-        yield
+        yield process
     finally:
         process.terminate()
         try:
@@ -139,7 +141,7 @@ def warmzoo(name: str, onnx_threads: int, batching: bool, files: Path | None = N
     """`warmzoo serve` with the race's models published; with `files`, their model.onnx is saved there."""
     env = {"WARMZOO_ONNX_THREADS": str(onnx_threads), "WARMZOO_BATCHING": "1" if batching else "0"}
     grpc_port = free_port()
-    with local_server(grpc_port, **env) as url:
+    with server_process(grpc_port, **env) as (url, process):
         for model, spec in SPECS.items():
             publish(url, model, spec)
             if files is not None:
@@ -147,7 +149,7 @@ def warmzoo(name: str, onnx_threads: int, batching: bool, files: Path | None = N
                 answer.raise_for_status()
                 (files / model).mkdir()
                 (files / model / "model.onnx").write_bytes(answer.content)
-        yield Server(name, url, f"127.0.0.1:{grpc_port}", "1")
+        yield Server(name, url, f"127.0.0.1:{grpc_port}", "1", process.pid)
 
 
 @contextmanager
@@ -160,8 +162,8 @@ def kserve(files: Path, onnx_threads: int) -> Iterator[Server]:
         command += ["--onnx", f"{model}={files / model / 'model.onnx'}"]
     url = f"http://127.0.0.1:{http}"
     ready = [f"{url}/v2/models/{model}/ready" for model in SPECS]
-    with _running("kserve", command, PEER_ENV, files / "kserve.log", ready):
-        yield Server("kserve", url, f"127.0.0.1:{grpc_port}", None)
+    with _running("kserve", command, PEER_ENV, files / "kserve.log", ready) as process:
+        yield Server("kserve", url, f"127.0.0.1:{grpc_port}", None, process.pid)
 
 
 @contextmanager
@@ -195,24 +197,11 @@ def mlserver(files: Path, onnx_threads: int, max_batch_size: int, max_batch_time
     command = [str(python.parent / "mlserver"), "start", str(repository)]
     url = f"http://127.0.0.1:{http}"
     ready = [f"{url}/v2/models/{model}/ready" for model in SPECS]
-    with _running("mlserver", command, env, files / "mlserver.log", ready):
-        yield Server("mlserver", url, f"127.0.0.1:{grpc_port}", None)
+    with _running("mlserver", command, env, files / "mlserver.log", ready) as process:
+        yield Server("mlserver", url, f"127.0.0.1:{grpc_port}", None, process.pid)
 
 
 # -- the requests --------------------------------------------------------------------------
-
-
-@functools.cache
-def _grpc_messages() -> ModuleType:
-    """The v2 gRPC messages (KServe's grpc_predict_v2, the same service as Triton's), from the KServe venv."""
-    found = glob.glob(str(KSERVE_VENV / "lib/python3*/site-packages/kserve/protocol/grpc/grpc_predict_v2_pb2.py"))
-    if not found:
-        sys.exit(f"no grpc_predict_v2_pb2.py in {KSERVE_VENV}: build it (run once without --protocols grpc)")
-    spec = importlib.util.spec_from_file_location("grpc_predict_v2_pb2", found[0])
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def sample(model: str) -> np.ndarray:
@@ -225,7 +214,6 @@ def http_body(x: np.ndarray) -> bytes:
 
 
 def grpc_body(x: np.ndarray, model: str, version: str | None) -> bytes:
-    pb = _grpc_messages()
     request = pb.ModelInferRequest(model_name=model, model_version=version or "")
     request.inputs.add(name="input", datatype="FP32", shape=list(x.shape))
     request.outputs.add(name="output")
@@ -234,7 +222,6 @@ def grpc_body(x: np.ndarray, model: str, version: str | None) -> bytes:
 
 
 def _grpc_output(answer: bytes) -> np.ndarray:
-    pb = _grpc_messages()
     response = pb.ModelInferResponse.FromString(answer)
     (output,) = [i for i, tensor in enumerate(response.outputs) if tensor.name == "output"]
     tensor = response.outputs[output]
@@ -308,14 +295,36 @@ class Load:
     loops: int
     warmup: float
     seconds: float
+    server_pid: int | None = None  # the process whose CPU (with its descendants') this share reads
 
 
 @dataclass(frozen=True)
 class Share:
     latencies: list[float]
     errors: int
-    cpu: float
+    cpu: float  # this client process's CPU seconds in the measured window
     first_error: str | None
+    server_cpu: float | None = None  # the server's CPU seconds in the window, if this share read it
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and its living descendants, from /proc."""
+    used: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # it ended meanwhile
+                continue
+            used[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += used.get(current, 0)
+        todo += children.get(current, [])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def _drive(load: Load) -> Share:
@@ -325,6 +334,15 @@ async def _drive(load: Load) -> Share:
     first_error: str | None = None
     begin = time.perf_counter() + load.warmup
     end = begin + load.seconds
+    cpu: dict[str, float] = {}
+
+    async def window() -> None:
+        """The client's (and the server's) CPU clocks read when the measured window opens and closes."""
+        for edge, at in (("begin", begin), ("end", end)):
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            cpu[f"client {edge}"] = time.process_time()
+            if load.server_pid is not None:
+                cpu[f"server {edge}"] = tree_cpu(load.server_pid)
 
     async def loop(send: Any) -> None:
         nonlocal errors, first_error
@@ -349,8 +367,7 @@ async def _drive(load: Load) -> Share:
                     await response.read()
                     response.raise_for_status()
 
-            cpu = time.process_time()
-            await asyncio.gather(*(loop(send) for _ in range(load.loops)))
+            await asyncio.gather(window(), *(loop(send) for _ in range(load.loops)))
     else:
         async with grpc.aio.insecure_channel(load.address) as channel:
             call = channel.unary_unary(MODEL_INFER)
@@ -358,11 +375,9 @@ async def _drive(load: Load) -> Share:
             async def send() -> None:
                 await call(load.body, timeout=30)
 
-            cpu = time.process_time()
-            await asyncio.gather(*(loop(send) for _ in range(load.loops)))
-    total = load.warmup + load.seconds
-    cpu = (time.process_time() - cpu) * load.seconds / total  # the measured window's share, warm-up left out
-    return Share(latencies, errors, cpu, first_error)
+            await asyncio.gather(window(), *(loop(send) for _ in range(load.loops)))
+    server = cpu["server end"] - cpu["server begin"] if load.server_pid is not None else None
+    return Share(latencies, errors, cpu["client end"] - cpu["client begin"], first_error, server)
 
 
 def _drive_process(load: Load) -> Share:
@@ -371,7 +386,8 @@ def _drive_process(load: Load) -> Share:
 
 @dataclass(frozen=True)
 class Cell:
-    """What one server did at one concurrency: rates and latencies in ms, the client's CPU in % of a core."""
+    """What one server did at one concurrency: rates and latencies in ms, the server's CPU in ms per
+    answer (NaN if not read), the client's CPU in % of a core."""
 
     requests: int
     per_s: float
@@ -379,6 +395,7 @@ class Cell:
     p99: float
     errors: int
     client_cpu: float
+    server_cpu: float = float("nan")
     first_error: str | None = None
 
 
@@ -390,6 +407,8 @@ def summarize(shares: list[Share], seconds: float) -> Cell:
     errors = sum(share.errors for share in shares)
     cpu = sum(share.cpu for share in shares)
     first = next((share.first_error for share in shares if share.first_error), None)
+    server = [share.server_cpu for share in shares if share.server_cpu is not None]
+    answers = latencies.size - errors
     return Cell(
         requests=int(latencies.size),
         per_s=(latencies.size - errors) / seconds,
@@ -397,6 +416,7 @@ def summarize(shares: list[Share], seconds: float) -> Cell:
         p99=float(np.percentile(latencies, 99)),
         errors=errors,
         client_cpu=100 * cpu / seconds,
+        server_cpu=1000 * server[0] / answers if server and answers else float("nan"),
         first_error=first,
     )
 
@@ -405,7 +425,10 @@ def run_cell(pool: Any, processes: int, load: Load) -> Cell:
     """`load.loops` loops spread over up to `processes` client processes of `pool`."""
     count = min(processes, load.loops)
     shares = [load.loops // count + (i < load.loops % count) for i in range(count)]
-    loads = [Load(load.protocol, load.address, load.body, share, load.warmup, load.seconds) for share in shares]
+    loads = [
+        Load(load.protocol, load.address, load.body, share, load.warmup, load.seconds, None if i else load.server_pid)
+        for i, share in enumerate(shares)
+    ]
     return summarize(pool.map(_drive_process, loads), load.seconds)
 
 
@@ -441,11 +464,12 @@ def race_round(servers: list[Server], args: argparse.Namespace, pool: Any) -> di
                         address, body = server.http + server.infer_path(model), http_body(x)
                     else:
                         address, body = server.grpc, grpc_body(x, model, server.version)
-                    load = Load(protocol, address, body, clients, args.warmup, args.seconds)
+                    load = Load(protocol, address, body, clients, args.warmup, args.seconds, server.pid)
                     cell = cells[protocol, model, clients, server.name] = run_cell(pool, args.client_processes, load)
                     print(
                         f"  {protocol:4} {model} c={clients:<3} {server.name:22} {cell.per_s:7.0f}/s"
-                        f" p50 {cell.p50:6.1f} p99 {cell.p99:6.1f} ms  client CPU {cell.client_cpu:3.0f}%"
+                        f" p50 {cell.p50:6.1f} p99 {cell.p99:6.1f} ms  server CPU {cell.server_cpu:5.2f} ms/answer"
+                        f"  client CPU {cell.client_cpu:3.0f}%"
                         + (f"  {cell.errors} errors, first: {cell.first_error}" if cell.errors else ""),
                         flush=True,
                     )
@@ -454,9 +478,10 @@ def race_round(servers: list[Server], args: argparse.Namespace, pool: Any) -> di
 
 def _cell_text(cell: Cell | None) -> list[str]:
     if cell is None:
-        return ["-", "-", "-"]
+        return ["-", "-", "-", "-"]
     errors = f" ({cell.errors} errors)" if cell.errors else ""
-    return [f"{cell.per_s:.0f}{errors}", f"{cell.p50:.1f} / {cell.p99:.1f}", f"{cell.client_cpu:.0f}%"]
+    latency = f"{cell.p50:.1f} / {cell.p99:.1f}"
+    return [f"{cell.per_s:.0f}{errors}", latency, f"{cell.server_cpu:.2f}", f"{cell.client_cpu:.0f}%"]
 
 
 def report(
@@ -467,9 +492,10 @@ def report(
     for protocol in args.protocols:
         label = "HTTP, v2 JSON" if protocol == "http" else "gRPC, v2 ModelInfer with raw_input_contents"
         for model in args.models:
-            print(f"\n{model} 2 x 256, T = {TIME_STEPS}, batch 1 per request, {label}; req/s, p50 / p99 ms, client CPU")
-            print("| c | " + " | ".join(f"{name} req/s | p50 / p99 | client CPU" for name in names) + " |")
-            print("|---|" + "---|---|---|" * len(names))
+            print(f"\n{model} 2 x 256, T = {TIME_STEPS}, batch 1 per request, {label}")
+            print("req/s; p50 / p99 ms; the server's CPU ms per answer; the client's CPU in % of one core")
+            print("| c | " + " | ".join(f"{name} req/s | p50 / p99 | CPU ms | client" for name in names) + " |")
+            print("|---|" + "---|---|---|---|" * len(names))
             for clients in args.concurrency:
                 row = [text for name in names for text in _cell_text(cells.get((protocol, model, clients, name)))]
                 print(f"| {clients} | " + " | ".join(row) + " |")
@@ -480,15 +506,15 @@ def report(
         print(f"- {model}: batch 1 {single:.2f}, batch {top} {batched:.2f}: at most {single / batched:.2f}x")
 
     print(f"\nwarmzoo's dynamic batching off vs on, c = {top}")
-    print("| model | protocol | off req/s | off p50 / p99 | on req/s | on p50 / p99 | on / off |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | protocol | off req/s | p50 / p99 | CPU ms | on req/s | p50 / p99 | CPU ms | on / off |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for protocol in args.protocols:
         for model in args.models:
             off, on = cells.get((protocol, model, top, BATCHING_OFF)), cells.get((protocol, model, top, "warmzoo"))
             if off is None or on is None:
                 continue
             ratio = on.per_s / off.per_s if off.per_s else float("inf")
-            columns = [model, protocol, *_cell_text(off)[:2], *_cell_text(on)[:2], f"{ratio:.2f}x"]
+            columns = [model, protocol, *_cell_text(off)[:3], *_cell_text(on)[:3], f"{ratio:.2f}x"]
             print("| " + " | ".join(columns) + " |")
 
     print(f"\ntargets at c = {top}: warmzoo >= 1.5x the best peer's req/s at a p99 no worse; batching on >= 3x off")

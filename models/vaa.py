@@ -7,6 +7,8 @@ the distinct end points are counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -33,6 +35,9 @@ def _gaussian(size: int, generator: torch.Generator, device: torch.device) -> Te
     return torch.randn(size, generator=generator).to(device)
 
 
+RollProgress = Callable[[int], None]  # steps rolled (or known) so far, between chunks and at the end
+
+
 @torch.no_grad()
 def vaa(
     network: Network,
@@ -43,6 +48,7 @@ def vaa(
     eps: float = 1e-4,
     stop_at_repeat: bool = True,
     stop: Stop = never,
+    progress: RollProgress | None = None,
 ) -> float:
     """Exact VAA = (1/n) sum_i 1/N_i, N_i = #{j : ||z_j - z_i|| < eps}, after `steps`
     steps of the whole stack on one shared input u ~ N(0, I) from h0 [L, n, S].
@@ -58,11 +64,15 @@ def vaa(
     if first:
         stop()
         state = network.recurrent(x[:, :first], state)[1]
-    for _ in range(steps // VAA_CHUNK):
+    for i in range(steps // VAA_CHUNK):
         stop()
+        if progress is not None and i:
+            progress(first + i * VAA_CHUNK)
         previous, state = state, network.recurrent(x, state)[1]
         if stop_at_repeat and torch.equal(state, previous):
-            break
+            break  # the remaining chunks are known: counted as rolled below
+    if progress is not None:
+        progress(steps)
     z = state.permute(1, 0, 2).reshape(n, -1)  # every layer's state (and c) concatenated
     counts = (pairwise_distances(z) < eps).sum(dim=1).float()
     return float((1.0 / counts).mean())
@@ -109,17 +119,20 @@ def measure_vaa(
     eps: float = 1e-4,
     replacement: bool = False,
     stop: Stop = never,
+    progress: RollProgress | None = None,
 ) -> list[float]:
     """Exact VAA of `repeats` independent estimates, each on n sequences drawn from the data
-    (distinct ones, or drawn with replacement as the paper's code does along training)."""
+    (distinct ones, or drawn with replacement as the paper's code does along training);
+    `progress` counts the steps rolled over all of them (a long roll is seen to advance)."""
     generator = torch.Generator().manual_seed(seed)
     estimates = []
     with torch.no_grad():
-        for _ in range(repeats):
+        for i in range(repeats):
             if replacement:
                 pick = torch.randint(0, sequences.shape[0], (n,), generator=generator)
             else:
                 pick = torch.randperm(sequences.shape[0], generator=generator)[:n]
             h0 = reachable_states(network, sequences[pick], generator)
-            estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps, stop=stop))
+            rolled = None if progress is None else lambda done, i=i: progress(i * steps + done)
+            estimates.append(vaa(network, h0, steps=steps, generator=generator, eps=eps, stop=stop, progress=rolled))
     return estimates

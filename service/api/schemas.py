@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from warmzoo.models.outcome import SAMPLES, judge
 from warmzoo.models.spec import RNNSpec
 from warmzoo.service.registry.artifacts import FILE_KINDS
 from warmzoo.service.registry.registry import MAX_INT, Page
-from warmzoo.service.registry.tables import AliasRow, FileRow, ModelRow, VersionRow
+from warmzoo.service.registry.tables import AliasRow, ComparisonRow, FileRow, ModelRow, VersionRow
 
 T = TypeVar("T")
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL characters
@@ -28,6 +29,36 @@ class Metrics(BaseModel):
     vaa_before: float | None = Field(None, description="Exact VAA of the initialisation before warm-up.")
     vaa_after: float | None = Field(None, description="Exact VAA after warm-up.")
     vaa_star_history: list[float] = Field(default_factory=list, description="VAA* at each warm-up step.")
+
+
+class OutcomeOut(BaseModel):
+    """What the warm-up achieved, judged from the exact VAA before and after (models.outcome)."""
+
+    kind: Literal["multistable", "monostable", "lowered"]
+    summary: str
+    advice: str | None = Field(description="What to try when the warm-up did not help.")
+
+    @classmethod
+    def of(cls, metrics: dict[str, Any]) -> OutcomeOut | None:
+        judged = judge(metrics.get("vaa_before"), metrics.get("vaa_after"), metrics.get("vaa_samples") or SAMPLES)
+        return None if judged is None else cls.model_validate(judged.as_dict())
+
+
+class ComparisonOut(BaseModel):
+    """A compare job's result: the version's weights ("warmed") and a cold initialisation trained alike."""
+
+    id: int
+    job_id: str | None
+    config: dict[str, Any] = Field(description="Task, seeds, steps, data sizes, the cold initialisation, device.")
+    result: dict[str, Any] = Field(
+        description="`runs.{warmed,cold}[i]`: each seed's `history` (step, train/val/test loss, exact VAA),"
+        " `test_loss` and `best_step`; `summary` per arm; `chance_loss`; `training` (the optimiser settings)."
+    )
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: ComparisonRow) -> ComparisonOut:
+        return cls(id=row.id, job_id=row.job_id, config=row.config, result=row.result, created_at=row.created_at)
 
 
 class FileOut(BaseModel):
@@ -53,6 +84,7 @@ class VersionOut(BaseModel):
     warmup: dict[str, Any] | None = Field(description="Warm-up configuration; null for uploaded weights.")
     data: dict[str, Any] | None = Field(description="Warm-up input data: a task and its size, or a data set id.")
     metrics: Metrics
+    outcome: OutcomeOut | None = Field(description="What the warm-up achieved; null for uploaded weights.")
     files: list[FileOut]
     sha256: str = Field(description="sha256 of weights.safetensors: the version's content address.")
     created_at: datetime
@@ -88,6 +120,7 @@ class VersionOut(BaseModel):
             warmup=row.warmup,
             data=row.data,
             metrics=Metrics.model_validate(row.metrics),
+            outcome=OutcomeOut.of(row.metrics),
             files=files,
             sha256=row.sha256,
             created_at=row.created_at,

@@ -88,6 +88,9 @@ class Client:
     def submit_measure(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", f"/v1/models/{name}/versions/{version}/measure", json=body)
 
+    def submit_compare(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/v1/models/{name}/versions/{version}/compare", json=body)
+
     def job(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}")
 
@@ -130,6 +133,11 @@ class Client:
             items += page["items"]
             if not page["items"] or len(items) >= page["total"]:
                 return items
+
+    def jobs(self, status: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest `limit` jobs (in `status`, when given)."""
+        params = {"limit": limit, **({"status": status} if status else {})}
+        return self._request("GET", "/v1/jobs", params=params)["items"]
 
     def models(self, **filters: Any) -> list[dict[str, Any]]:
         return self._all("/v1/models", {k: v for k, v in filters.items() if v is not None})

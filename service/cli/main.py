@@ -177,7 +177,6 @@ def _serve(args: argparse.Namespace) -> int:
     from warmzoo.service.api.app import create_app
     from warmzoo.service.core.gc_pauses import freeze_long_lived
     from warmzoo.service.jobs.executors import make_executor
-    from warmzoo.service.jobs.starter import seed_starter_catalogue
     from warmzoo.service.registry.db import upgrade_database
     from warmzoo.service.security.auth import resolve_auth
 
@@ -206,12 +205,34 @@ def _serve(args: argparse.Namespace) -> int:
     executor = make_executor(settings)
     executor.start()
     try:
-        if settings.starter_catalogue:
-            threading.Thread(target=seed_starter_catalogue, args=(settings,), name="starter", daemon=True).start()
+        threading.Thread(target=_announce, args=(settings, args.host, args.port), name="starter", daemon=True).start()
         uvicorn.run(**server)
     finally:
         executor.stop()
     return 0
+
+
+def _announce(settings: Settings, host: str, port: int) -> None:
+    """Queue the starter catalogue (if enabled and the zoo is empty), then, once the server
+    listens, print one line for people: where the UI and the API docs are, and what the
+    catalogue is doing."""
+    import socket
+
+    from warmzoo.service.jobs.starter import catalogue_summary, seed_starter_catalogue
+
+    if settings.starter_catalogue:
+        seed_starter_catalogue(settings)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{shown}:{port}"
+    for _ in range(600):  # up to a minute for uvicorn to bind
+        try:
+            socket.create_connection((shown, port), timeout=1.0).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        return
+    print(f"warmzoo: the zoo's UI is at {url}/ and the API docs at {url}/docs; {catalogue_summary(settings)}.", flush=True)
 
 
 def _share_with_api_processes(settings: Settings) -> None:
@@ -442,10 +463,64 @@ def _warmup_body(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-def _submit(args: argparse.Namespace) -> int:
-    """Queue a warm-up on the server and follow it with a progress bar until it ends."""
+def _follow(client: Client, job: dict[str, Any], name: str, quiet: bool) -> dict[str, Any]:
+    """Follow a job with a progress bar per phase (and its place in the queue while it waits)
+    until it ends; returns the ended job."""
     from tqdm import tqdm
 
+    with tqdm(total=job["progress"]["total"], desc=name, unit="step", disable=quiet) as bar:
+        phase = None
+        for event, data in client.follow(job["id"]):
+            if event == "queue" and data["position"] > 0:
+                bar.write(f"queued: {_standing(data)}", file=sys.stderr)
+            elif event == "progress":
+                if data.get("phase") != phase:
+                    phase = data.get("phase")
+                    bar.reset(total=data["total"])
+                    bar.set_description(f"{name} {(phase or 'queued').replace('_', ' ')}")
+                bar.total = data["total"]
+                bar.update(data["step"] - bar.n)
+                if data["vaa_star"] is not None:
+                    bar.set_postfix(vaa_star=f"{data['vaa_star']:.3f}")
+            elif event == "status":
+                job = data
+    return job
+
+
+def _failed(job: dict[str, Any]) -> bool:
+    if job["status"] == "succeeded":
+        return False
+    reason = (job["error"] or {}).get("error", "canceled")
+    print(f"job {job['id']} {job['status']}: {reason}", file=sys.stderr)
+    return True
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Train a version and a cold initialisation of its spec alike on its task, on the server."""
+    from warmzoo.service.cli.client import parse_ref
+
+    name, version = parse_ref(args.ref)
+    body = {"seeds": args.seeds, "steps": args.steps}
+    with _client(args) as client:
+        job = client.submit_compare(name, version, body)
+        print(f"job {job['id']} {job['status']}", file=sys.stderr)
+        if args.detach:
+            print(job["id"])
+            return 0
+        job = _follow(client, job, f"{name}:{job['request']['version']}", args.quiet)
+        if _failed(job):
+            return 1
+    s = job["result"]["summary"]
+    print(
+        f"{name}:{job['result']['version']}  test loss {s['warmed']['test_loss']:.4g} warmed,"
+        f" {s['cold']['test_loss']:.4g} cold (chance {s['chance_loss']:.4g});"
+        f" learned {s['warmed']['learned']}/{len(args.seeds)} warmed, {s['cold']['learned']}/{len(args.seeds)} cold"
+    )
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    """Queue a warm-up on the server and follow it with a progress bar until it ends."""
     if not args.base and not (args.cell and args.hidden_size):
         raise SystemExit("warmzoo submit: give --cell and --hidden-size, or --base NAME[:VERSION]")
     if not args.dataset and not (args.task and args.seq_length):
@@ -456,23 +531,46 @@ def _submit(args: argparse.Namespace) -> int:
         if args.detach:
             print(job["id"])
             return 0
-        with tqdm(total=job["progress"]["total"], desc=job["request"]["name"], unit="step", disable=args.quiet) as bar:
-            for event, data in client.follow(job["id"]):
-                if event == "progress":
-                    bar.total = data["total"]
-                    bar.update(data["step"] - bar.n)
-                    if data["vaa_star"] is not None:
-                        bar.set_postfix(vaa_star=f"{data['vaa_star']:.3f}")
-                elif event == "status":
-                    job = data
-        if job["status"] != "succeeded":
-            reason = (job["error"] or {}).get("error", "canceled")
-            print(f"job {job['id']} {job['status']}: {reason}", file=sys.stderr)
+        job = _follow(client, job, job["request"]["name"], args.quiet)
+        if _failed(job):
             return 1
         result = job["result"]
         version = client.version(result["model"], str(result["version"]))
         metrics = version["metrics"]
         print(f"{result['model']}:{result['version']}  VAA {metrics['vaa_before']:.3f} -> {metrics['vaa_after']:.3f}")
+    return 0
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.0f} min"
+
+
+def _standing(queue: dict[str, Any]) -> str:
+    """`position 2, starts in about 40 s, ends in about 2 min` (or why there is no estimate)."""
+    if queue["starts_in_s"] is None:
+        return f"position {queue['position']}; no estimate yet ({queue['basis']})"
+    return (
+        f"position {queue['position']}, starts in about {_seconds(queue['starts_in_s'])},"
+        f" ends in about {_seconds(queue['ends_in_s'])}"
+    )
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    """The newest jobs with their state, phase, place in the queue and estimated start and end."""
+    with _client(args) as client:
+        jobs = client.jobs(status=args.status, limit=args.limit)
+    rows = [
+        (j["id"][:8], j["kind"], j["status"], (j["progress"].get("phase") or "-").replace("_", " "),
+         f"{j['progress']['step']}/{j['progress']['total']}",
+         "-" if j["queue"] is None else j["queue"]["position"] or "running",
+         "-" if j["queue"] is None else _seconds(j["queue"]["starts_in_s"]),
+         "-" if j["queue"] is None else _seconds(j["queue"]["ends_in_s"]),
+         j["request"].get("name") or j["request"].get("model", "-"))  # fmt: skip
+        for j in jobs
+    ]
+    print(_table(("ID", "KIND", "STATUS", "PHASE", "STEP", "POSITION", "STARTS IN", "ENDS IN", "MODEL"), rows))
     return 0
 
 
@@ -585,6 +683,21 @@ def _add_client_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--idempotency-key", help="a retry with the same key returns the same job")
     p.add_argument("--detach", action="store_true", help="print the job id and return at once")
     p.set_defaults(func=_reporting(_submit))
+
+    p = sub.add_parser(
+        "compare", parents=[server], help="train a version and a cold start alike on its task, on the server"
+    )
+    p.add_argument("ref", metavar="NAME[:VERSION]")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per arm and seed (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=300, help="training steps per run (default: %(default)s)")
+    p.add_argument("--detach", action="store_true", help="print the job id and return at once")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_reporting(_compare))
+
+    p = sub.add_parser("jobs", parents=[server], help="the newest jobs: state, phase, queue position, estimated times")
+    p.add_argument("--status", choices=("queued", "running", "succeeded", "failed", "canceled"), help="only these")
+    p.add_argument("--limit", type=int, default=20, help="how many, newest first (default: %(default)s)")
+    p.set_defaults(func=_reporting(_jobs))
 
     p = sub.add_parser("ls", parents=[server], help="list the zoo, or the versions of one model")
     p.add_argument("name", nargs="?")

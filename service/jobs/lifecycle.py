@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Row, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from warmzoo.service.core.config import Settings
 from warmzoo.service.core.errors import Reason, WarmzooError
-from warmzoo.service.jobs.queue import TERMINAL
-from warmzoo.service.jobs.requests import NewJob
+from warmzoo.service.jobs import standing
+from warmzoo.service.jobs.queue import TERMINAL, USER_PRIORITY, claim_order
+from warmzoo.service.jobs.requests import PHASES, NewJob
 from warmzoo.service.registry.registry import Page
 from warmzoo.service.registry.tables import ApiKeyRow, JobRow, utcnow
 from warmzoo.service.security.auth import Principal
@@ -30,8 +32,24 @@ _KEY_RE = re.compile(KEY_PATTERN)
 CURVE_POINTS = 512  # most [step, VAA*] pairs a job's progress carries, however long the warm-up
 
 
-def initial_progress(total: int) -> dict[str, Any]:
-    return {"step": 0, "total": total, "vaa_star": None, "vaa_star_curve": []}
+def progress_of(
+    kind: str,
+    phase: str | None,
+    step: int,
+    total: int,
+    vaa_star: float | None = None,
+    curve: list[tuple[int, float]] | None = None,
+) -> dict[str, Any]:
+    """A job's progress: `step` of `total` units within `phase` (None while queued), one of the
+    kind's `phases`; the VAA* curve of the warm-up so far rides along, thinned."""
+    return {
+        "phase": phase,
+        "phases": list(PHASES.get(kind, ())),
+        "step": step,
+        "total": total,
+        "vaa_star": vaa_star,
+        "vaa_star_curve": thinned(curve or []),
+    }
 
 
 def thinned(curve: list[tuple[int, float]], limit: int = CURVE_POINTS) -> list[tuple[int, float]]:
@@ -88,9 +106,10 @@ def submit(
     settings: Settings,
     idempotency_key: str | None = None,
     by: Principal | None = None,
+    priority: int = USER_PRIORITY,
 ) -> tuple[JobRow, bool]:
-    """Queue `new` for `by` (None: the server itself); with a key already used for the same
-    request, return that job instead. Returns (job, created)."""
+    """Queue `new` for `by` (None: the server itself) at `priority`; with a key already used for
+    the same request, return that job instead. Returns (job, created)."""
     owner, key_id = (by.owner, by.key_id) if by is not None else (None, None)
     if idempotency_key is not None:
         if not _KEY_RE.fullmatch(idempotency_key):
@@ -104,8 +123,9 @@ def submit(
         id=str(uuid.uuid4()),
         kind=new.kind,
         status="queued",
+        priority=priority,
         request=new.request,
-        progress=initial_progress(new.total),
+        progress=progress_of(new.kind, None, 0, new.total),
         idempotency_key=idempotency_key,
         idempotency_scope=owner or "",
         owner=owner,
@@ -147,6 +167,30 @@ def list_jobs(
     return Page(list(session.scalars(newest_first.limit(limit).offset(offset))), total, limit, offset)
 
 
+def standings(session: Session, settings: Settings) -> dict[str, standing.Standing]:
+    """Queue position and estimated start and end of every queued and running job (see jobs.standing)."""
+    columns = (JobRow.id, JobRow.kind, JobRow.request, JobRow.started_at)
+    running = session.execute(select(*columns).where(JobRow.status == "running").order_by(JobRow.started_at)).all()
+    queued = session.execute(select(*columns).where(JobRow.status == "queued").order_by(*claim_order())).all()
+    paces: dict[str, float | None] = {}
+    for kind in {row.kind for row in (*running, *queued)}:
+        finished = session.execute(
+            select(JobRow.request, JobRow.started_at, JobRow.finished_at)
+            .where(JobRow.kind == kind, JobRow.status == "succeeded", JobRow.started_at.is_not(None))
+            .order_by(JobRow.finished_at.desc())
+            .limit(standing.RECENT_JOBS)
+        ).all()
+        paces[kind] = standing.pace(
+            [((end - start).total_seconds(), standing.units(kind, request)) for request, start, end in finished]
+        )
+
+    def pending(rows: Sequence[Row[Any]]) -> list[standing.Pending]:
+        return [standing.Pending(r.id, r.kind, standing.units(r.kind, r.request), r.started_at) for r in rows]
+
+    workers = max(settings.workers or 1, len(running))
+    return standing.standings(pending(running), pending(queued), paces, workers, utcnow())
+
+
 def cancel(session: Session, job_id: str) -> JobRow:
     """A queued job is canceled at once; a running one is flagged, and its worker stops it
     between two steps. Canceling a finished job is a conflict."""
@@ -169,6 +213,12 @@ def cancel(session: Session, job_id: str) -> JobRow:
         field="id",
         code="job_finished",
     )
+
+
+def standing_of(sessions: sessionmaker[Session], settings: Settings, job_id: str) -> standing.Standing | None:
+    """One job's standing, in a short session of its own (for event streams, in a worker thread)."""
+    with sessions() as session:
+        return standings(session, settings).get(job_id)
 
 
 def counts(session: Session) -> dict[tuple[str, str], int]:

@@ -25,6 +25,8 @@ from warmzoo.service.registry.tables import JobRow, utcnow
 log = logging.getLogger(__name__)
 
 TERMINAL = ("succeeded", "failed", "canceled")
+USER_PRIORITY = 0  # jobs that people submit
+STARTER_PRIORITY = -10  # the starter catalogue: it never keeps a user's job waiting behind it
 CLAIM_CANDIDATES = 8  # queued jobs tried per claim: enough to get past rivals claiming at the same time
 
 
@@ -57,10 +59,15 @@ def _owned(owner: str) -> list[ColumnElement[bool]]:
     return [JobRow.status == "running", JobRow.lease_owner == owner]
 
 
+def claim_order() -> tuple[ColumnElement[Any], ...]:
+    """The order in which queued jobs start: highest priority first, then oldest first."""
+    return JobRow.priority.desc(), JobRow.created_at, JobRow.id
+
+
 def claim(session: Session, owner: str, lease_s: float) -> JobRow | None:
-    """Take the oldest queued job for `owner`, or None when the queue is empty."""
+    """Take the next queued job (see `claim_order`) for `owner`, or None when the queue is empty."""
     candidates = session.scalars(
-        select(JobRow.id).where(JobRow.status == "queued").order_by(JobRow.created_at).limit(CLAIM_CANDIDATES)
+        select(JobRow.id).where(JobRow.status == "queued").order_by(*claim_order()).limit(CLAIM_CANDIDATES)
     ).all()
     session.rollback()  # end the read transaction: on SQLite a reader cannot upgrade to a writer
     for job_id in candidates:
@@ -110,14 +117,17 @@ def finish(
     *,
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
+    progress: dict[str, Any] | None = None,
 ) -> None:
-    """Record the outcome in the caller's transaction (the caller commits), so that a result
-    and what it points at (a published version) commit together or not at all."""
+    """Record the outcome (and, when given, the final progress) in the caller's transaction (the
+    caller commits), so that a result and what it points at (a published version) commit together
+    or not at all."""
+    values = dict(status=status, result=result, error=error, finished_at=utcnow(), lease_owner=None)
     ended = _transition(
         session,
         job_id,
         _owned(owner),
-        dict(status=status, result=result, error=error, finished_at=utcnow(), lease_owner=None, lease_expires_at=None),
+        values | dict(lease_expires_at=None) | ({"progress": progress} if progress is not None else {}),
     )
     if not ended:
         raise LeaseLost(f"job {job_id} is no longer leased by {owner}; its outcome is dropped")

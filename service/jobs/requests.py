@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from warmzoo.models.comparison import ComparisonConfig
 from warmzoo.models.device import DeviceName
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.tasks import TASK_INPUT_SIZES, TASKS, TaskName, make_task
@@ -27,9 +28,17 @@ from warmzoo.service.registry.registry import Registry, check_name
 from warmzoo.service.security.auth import Principal, publisher
 from warmzoo.service.security.budgets import check_spec
 
-JobKind = Literal["warmup", "measure", "export"]
+JobKind = Literal["warmup", "measure", "export", "compare"]
 VAA_SAMPLES = 32  # n of the exact VAA (docs/design.md, "VAA")
 EXPORTABLE = ("model.onnx", "cell.onnx")
+
+# The phases of each kind of job, in order; a job's progress counts within its current phase.
+PHASES: dict[str, tuple[str, ...]] = {
+    "warmup": ("measuring_before", "warming_up", "measuring_after", "exporting"),
+    "measure": ("measuring",),
+    "export": ("exporting",),
+    "compare": ("training_warmed", "training_cold"),
+}
 
 
 class DataIn(BaseModel):
@@ -209,7 +218,9 @@ def _default_name(spec: RNNSpec, data: dict[str, Any]) -> str:
     return f"{spec.cell}{double}-h{spec.hidden_size}-l{spec.num_layers}-{data.get('task', 'dataset')}"
 
 
-def check_warmup(body: WarmupIn, settings: Settings, registry: Registry) -> NewJob:
+def check_warmup(body: WarmupIn, settings: Settings, registry: Registry, vaa_repeats: int | None = None) -> NewJob:
+    """`vaa_repeats`: exact-VAA estimates before and after (default: the server's vaa_repeats);
+    the starter catalogue takes one, to be browsable within a minute (its versions say so)."""
     base = None
     spec = body.spec
     if body.base is not None:
@@ -238,6 +249,7 @@ def check_warmup(body: WarmupIn, settings: Settings, registry: Registry) -> NewJ
         "warmup": body.warmup.model_dump(mode="json"),
         "seed": body.seed,
         "device": body.device,
+        "vaa": {"steps": settings.vaa_steps, "repeats": vaa_repeats or settings.vaa_repeats},
     }
     return NewJob("warmup", request, body.warmup.steps)
 
@@ -269,6 +281,50 @@ def check_export(name: str, version: str, body: ExportIn, registry: Registry) ->
     row = registry.resolve(name, version)
     files = list(dict.fromkeys(body.files))
     return NewJob("export", {"model": row.model.name, "version": row.number, "files": files}, len(files))
+
+
+def check_compare(name: str, version: str, body: ComparisonConfig, registry: Registry) -> NewJob:
+    """Train the version and a cold initialisation of its spec on its task: the task must have
+    targets and the readout must fit them. The cold arm starts from the very initialisation the
+    version was warmed up from when there is one (a fresh warm-up records its seed)."""
+    row = registry.resolve(name, version)
+    data = row.data or {}
+    task = data.get("task")
+    if task is None or task == "gaussian":
+        what = "an uploaded data set" if "dataset" in data else "no task" if task is None else "task gaussian"
+        raise WarmzooError(
+            Reason.INVALID,
+            f"{row.model.name} v{row.number} was warmed up on {what}, which has no targets to train on;"
+            " compare works on versions warmed up on copy_first_input, denoising or digits",
+            field="version",
+            code="no_task_targets",
+        )
+    spec = RNNSpec.model_validate(row.spec)
+    params = {k: v for k, v in data.items() if k not in ("task", "seq_length", "num_samples")}
+    outputs = make_task(task, data["seq_length"], 2, **params).output_size
+    if outputs != spec.output_size:
+        raise WarmzooError(
+            Reason.INVALID,
+            f"{row.model.name} v{row.number} has {spec.output_size} output(s) but task {task} needs {outputs}",
+            field="version",
+            code="spec_mismatch",
+        )
+    fresh = row.base is None and row.warmup is not None and row.seed is not None
+    cold_seed = row.seed if fresh else body.seeds[0]
+    cold_init = (
+        f"the initialisation they were warmed up from (seed {cold_seed})"
+        if fresh
+        else f"a fresh initialisation of the same spec (seed {cold_seed})"
+    )
+    request = {
+        "model": row.model.name,
+        "version": row.number,
+        "task": {"task": task, "seq_length": data["seq_length"], **params},
+        **body.model_dump(mode="json"),
+        "cold_seed": cold_seed,
+        "cold_init": cold_init,
+    }
+    return NewJob("compare", request, body.steps * len(body.seeds))
 
 
 def owned_warmup(principal: Principal, session: Session, new: NewJob) -> NewJob:

@@ -20,8 +20,10 @@ import torch
 from sqlalchemy.orm import Session, sessionmaker
 from torch import Tensor
 
+from warmzoo.models.comparison import ComparisonConfig, compare
 from warmzoo.models.device import resolve_device
 from warmzoo.models.network import Network, build_network
+from warmzoo.models.outcome import judge
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.stopping import Stopped
 from warmzoo.models.tasks import make_task
@@ -42,11 +44,17 @@ class JobContext(Protocol):
     sessions: sessionmaker[Session]
     blobs: BlobStore
 
+    def phase(self, name: str, total: int) -> None:
+        """Start phase `name` (one of the job kind's PHASES) of `total` units; progress counts within it."""
+        ...
+
     def progress(self, step: int, total: int, vaa_star: float | None = None) -> None: ...
 
     def should_stop(self) -> bool:
         """True once the job must end early: canceled, its worker shutting down, or its lease lost."""
         ...
+
+    job_id: str
 
     def succeed(self, session: Session, result: dict[str, Any]) -> None:
         """Record success in `session`'s open transaction (the caller commits); raises when the
@@ -141,23 +149,18 @@ def _inputs(data: Request, seed: int, registry: Registry) -> Tensor:
 
 
 def _vaa_estimates(
-    network: Network,
-    inputs: Tensor,
-    ctx: JobContext,
-    stop: _Stop,
-    repeats: int,
-    seed: int,
-    progress: Callable[[int], None] | None = None,
+    network: Network, inputs: Tensor, ctx: JobContext, stop: _Stop, vaa: Request, seed: int
 ) -> list[float]:
-    """Independent exact-VAA estimates (n = 32, S = settings.vaa_steps); estimate i uses seed + i,
-    so the before and after figures of a warm-up see the same draws."""
+    """`vaa["repeats"]` independent exact-VAA estimates (n = 32, S = vaa["steps"]); estimate i
+    uses seed + i, so the before and after figures of a warm-up see the same draws. Progress
+    counts the steps rolled, in the phase the caller started."""
+    steps, repeats = vaa["steps"], vaa["repeats"]
     estimates = []
     for i in range(repeats):
+        rolled = lambda done, i=i: ctx.progress(i * steps + done, repeats * steps)  # noqa: E731
         estimates += measure_vaa(
-            network, inputs, steps=ctx.settings.vaa_steps, n=VAA_SAMPLES, seed=seed + i, stop=stop
+            network, inputs, steps=steps, n=VAA_SAMPLES, seed=seed + i, stop=stop, progress=rolled
         )
-        if progress is not None:
-            progress(i + 1)
     return estimates
 
 
@@ -176,26 +179,33 @@ def run_warmup(request: Request, ctx: JobContext, stop: _Stop) -> None:
             stored = registry.resolve(base["model"], base["version"], ("base.model", "base.version"))
             network = network_from_weights(registry.read(stored.sha256), spec)
     network = network.to(device)
+    vaa = request.get("vaa") or {"steps": ctx.settings.vaa_steps, "repeats": ctx.settings.vaa_repeats}
     started = time.perf_counter()
-    before = _vaa_estimates(network, inputs, ctx, stop, ctx.settings.vaa_repeats, seed)
+    ctx.phase("measuring_before", vaa["steps"] * vaa["repeats"])
+    before = _vaa_estimates(network, inputs, ctx, stop, vaa, seed)
+    config = WarmupConfig.model_validate(request["warmup"])
+    ctx.phase("warming_up", config.steps)
     try:
-        result = warmup(
-            network, inputs, WarmupConfig.model_validate(request["warmup"]), seed=seed, progress=ctx.progress, stop=stop
-        )
+        result = warmup(network, inputs, config, seed=seed, progress=ctx.progress, stop=stop)
     except WarmupDiverged as exc:
         raise JobFailed(str(exc), "warmup_diverged", "warmup.learning_rate") from exc
-    after = _vaa_estimates(network, inputs, ctx, stop, ctx.settings.vaa_repeats, seed)
+    ctx.phase("measuring_after", vaa["steps"] * vaa["repeats"])
+    after = _vaa_estimates(network, inputs, ctx, stop, vaa, seed)
     metrics = {
         "vaa_before": statistics.fmean(before),
         "vaa_after": statistics.fmean(after),
         "vaa_star_history": result.vaa_star_history,
         "vaa_before_estimates": before,
         "vaa_after_estimates": after,
-        "vaa_steps": ctx.settings.vaa_steps,
+        "vaa_steps": vaa["steps"],
         "vaa_samples": VAA_SAMPLES,
+        "vaa_repeats": vaa["repeats"],
         "job_seconds": time.perf_counter() - started,
     }
+    judged = judge(metrics["vaa_before"], metrics["vaa_after"], VAA_SAMPLES)
+    outcome = judged.as_dict() if judged else None
     stop()
+    ctx.phase("exporting", 1)
     name = request["name"]
     with ctx.sessions() as session:
         Registry(session, ctx.blobs).publish_version(
@@ -211,7 +221,7 @@ def run_warmup(request: Request, ctx: JobContext, stop: _Stop) -> None:
             libraries=library_versions(),
             base=VersionRef(base["model"], base["version"]) if base else None,
             owner=request.get("owner"),  # absent from jobs queued before auth existed
-            in_transaction=lambda row: ctx.succeed(session, {"model": name, "version": row.number}),
+            in_transaction=lambda row: ctx.succeed(session, {"model": name, "version": row.number, "outcome": outcome}),
         )
 
 
@@ -225,7 +235,9 @@ def run_measure(request: Request, ctx: JobContext, stop: _Stop) -> None:
         network = network_from_weights(registry.read(stored.sha256)).to(device)
         inputs = _inputs(request["data"], seed, registry)
     started = time.perf_counter()
-    estimates = _vaa_estimates(network, inputs, ctx, stop, repeats, seed, lambda done: ctx.progress(done, repeats))
+    vaa = {"steps": ctx.settings.vaa_steps, "repeats": repeats}
+    ctx.phase("measuring", vaa["steps"] * repeats)
+    estimates = _vaa_estimates(network, inputs, ctx, stop, vaa, seed)
     result = {
         "model": request["model"],
         "version": request["version"],
@@ -248,6 +260,7 @@ def run_export(request: Request, ctx: JobContext, stop: _Stop) -> None:
     with ctx.sessions() as session:
         registry = Registry(session, ctx.blobs)
         stored = registry.resolve(request["model"], request["version"])
+        ctx.phase("exporting", len(names))
         files = []
         for done, name in enumerate(names, start=1):
             stop()
@@ -258,10 +271,50 @@ def run_export(request: Request, ctx: JobContext, stop: _Stop) -> None:
         session.commit()
 
 
+def run_compare(request: Request, ctx: JobContext, stop: _Stop) -> None:
+    """Train the version's weights and a cold initialisation alike (models.comparison) and store
+    both learning curves on the version: the comparison and the job's success commit together."""
+    device = _device("auto")
+    with ctx.sessions() as session:
+        stored = Registry(session, ctx.blobs).resolve(request["model"], request["version"])
+        spec, weights = RNNSpec.model_validate(stored.spec), Registry(session, ctx.blobs).read(stored.sha256)
+    config = ComparisonConfig.model_validate({k: request[k] for k in ComparisonConfig.model_fields})
+    make = {
+        "warmed": lambda: network_from_weights(weights, spec).to(device),
+        "cold": lambda: build_network(spec, seed=request["cold_seed"]).to(device),
+    }
+    arm_now = None
+
+    def progress(arm: str, done: int, total: int) -> None:
+        nonlocal arm_now
+        if arm != arm_now:
+            arm_now = arm
+            ctx.phase(f"training_{arm}", total)
+        ctx.progress(done, total)
+        stop()
+
+    result = compare(make, request["task"], config, progress)
+    summary = {"chance_loss": result["chance_loss"], **result["summary"]}
+    keep = ("task", "seeds", "steps", "evaluations", "num_train", "num_test", "cold_seed", "cold_init")
+    with ctx.sessions() as session:
+        registry = Registry(session, ctx.blobs)
+        registry.add_comparison(
+            registry.resolve(request["model"], request["version"]),
+            config={k: request[k] for k in keep} | {"device": str(device)},
+            result=result,
+            job_id=ctx.job_id,
+            in_transaction=lambda row: ctx.succeed(
+                session,
+                {"model": request["model"], "version": request["version"], "comparison": row.id, "summary": summary},
+            ),
+        )
+
+
 RUNNERS: dict[str, Callable[[Request, JobContext, _Stop], None]] = {
     "warmup": run_warmup,
     "measure": run_measure,
     "export": run_export,
+    "compare": run_compare,
 }
 
 

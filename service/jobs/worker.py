@@ -69,24 +69,37 @@ class _Attempt:
         self.settings, self.sessions, self.blobs = worker.settings, worker.sessions, worker.blobs
         self.worker, self.job_id, self.kind, self.lease = worker, job.id, job.kind, lease
         self._last_write = 0.0
+        self._phase: str | None = None
+        self._total = 0  # units of the current phase
+        self._vaa_star: float | None = None  # the last warm-up step's, kept through the phases after it
         self._curve: list[tuple[int, float]] = []  # every step's VAA*; the progress carries it thinned
+
+    def phase(self, name: str, total: int) -> None:
+        self._phase, self._total = name, total
+        self._write(0, total)
 
     def progress(self, step: int, total: int, vaa_star: float | None = None) -> None:
         if step % PROGRESS_LOG_EVERY == 0 or step == total:
             log.debug(
-                "job %s: step %d of %d",
+                "job %s: %s step %d of %d",
                 self.job_id,
+                self._phase,
                 step,
                 total,
-                extra=job_event("job.progress", self.job_id, self.kind, step=step, total=total, vaa_star=vaa_star),
+                extra=job_event(
+                    "job.progress", self.job_id, self.kind, phase=self._phase, step=step, total=total, vaa_star=vaa_star
+                ),
             )
         if vaa_star is not None:
+            self._vaa_star = vaa_star
             self._curve.append((step, vaa_star))
-        now = time.monotonic()
-        if step < total and now - self._last_write < PROGRESS_INTERVAL_S:
+        if step < total and time.monotonic() - self._last_write < PROGRESS_INTERVAL_S:
             return
-        self._last_write = now
-        progress = {"step": step, "total": total, "vaa_star": vaa_star, "vaa_star_curve": lifecycle.thinned(self._curve)}
+        self._write(step, total)
+
+    def _write(self, step: int, total: int) -> None:
+        self._last_write = time.monotonic()
+        progress = lifecycle.progress_of(self.kind, self._phase, step, total, self._vaa_star, self._curve)
         with self.sessions() as session:
             queue.report_progress(session, self.job_id, self.worker.owner, progress)
 
@@ -98,7 +111,8 @@ class _Attempt:
         return self.worker.stopping.is_set() or self.lease.lost.is_set() or self.cancel_requested()
 
     def succeed(self, session: Session, result: dict[str, Any]) -> None:
-        queue.finish(session, self.job_id, self.worker.owner, "succeeded", result=result)
+        done = lifecycle.progress_of(self.kind, self._phase, self._total, self._total, self._vaa_star, self._curve)
+        queue.finish(session, self.job_id, self.worker.owner, "succeeded", result=result, progress=done)
 
 
 class Worker:

@@ -9,11 +9,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from warmzoo.models.outcome import SAMPLES, judge
 from warmzoo.models.spec import RNNSpec
 from warmzoo.models.torch_native import TORCH_CELLS
 from warmzoo.service.registry.tables import VersionRow
 
 PAPER = "https://arxiv.org/abs/2106.01001"
+VAA_EXPLAINED = (
+    "VAA is measured exactly: n input sequences lead to n states, the network then runs S steps on one constant"
+    " input, and VAA is about the number of distinct end points over n (1/n: a single attractor, monostable; 1:"
+    " every sequence its own). VAA* is the smooth surrogate that the warm-up optimises, over a few to 200 steps:"
+    " it reads high at small S because states that have not yet converged still look distinct, so only the exact"
+    " VAA says whether the network is multistable."
+)
 
 
 def _number(value: Any) -> str:
@@ -26,6 +34,17 @@ def _json_block(value: Any) -> str:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def measured_how(metrics: dict[str, Any]) -> str:
+    """`exact, n = 32, S = 10000, mean of 3 estimates`: how a version's VAA figures were measured."""
+    if metrics.get("vaa_steps") is None:
+        return "not recorded"
+    estimates = metrics.get("vaa_repeats") or len(metrics.get("vaa_after_estimates") or []) or 1
+    return (
+        f"exact, n = {metrics.get('vaa_samples') or SAMPLES}, S = {metrics['vaa_steps']},"
+        f" mean of {_plural(estimates, 'estimate')} (each before and after)"
+    )
 
 
 def _description(name: str, version: VersionRow, spec: RNNSpec) -> str:
@@ -52,6 +71,7 @@ def _numbers(version: VersionRow) -> str:
     rows = [
         ("VAA before warm-up", _number(metrics.get("vaa_before"))),
         ("VAA after warm-up", _number(metrics.get("vaa_after"))),
+        ("How VAA was measured", measured_how(metrics)),
         (
             "VAA* over the warm-up",
             f"{_number(history[0])} -> {_number(history[-1])} ({len(history)} steps)" if history else "not recorded",
@@ -66,6 +86,15 @@ def _numbers(version: VersionRow) -> str:
     if extra:
         lines += ["", "Other measurements:", "", _json_block(extra)]
     return "\n".join(lines)
+
+
+def _outcome(version: VersionRow) -> str | None:
+    """What the warm-up achieved and, when it did not help, what to try (models.outcome)."""
+    metrics = version.metrics
+    judged = judge(metrics.get("vaa_before"), metrics.get("vaa_after"), metrics.get("vaa_samples") or SAMPLES)
+    if judged is None:
+        return None
+    return judged.summary + (f"\n\n**What to try.** {judged.advice}" if judged.advice else "")
 
 
 def _torch_native(spec: RNNSpec) -> str:
@@ -104,6 +133,24 @@ y = readout(outputs)  # [1, 50, {out}]
 ```
 
 The state torch's {module} takes and returns is {state}.{double}"""
+
+
+def _comparison(version: VersionRow) -> str | None:
+    """The newest compare job's figures: does this warm start learn better than a cold one?"""
+    if not version.comparisons:
+        return None
+    config, result = version.comparisons[-1].config, version.comparisons[-1].result
+    warmed, cold = result["summary"]["warmed"], result["summary"]["cold"]
+    runs, task = len(config["seeds"]), config["task"]
+    return (
+        f"These weights and {config['cold_init']} were trained alike on `{task['task']}` (T = {task['seq_length']}):"
+        f" {config['steps']} steps of Adam (learning rate {result['training']['learning_rate']}, batches of"
+        f" {result['training']['batch_size']}) per run, seeds {config['seeds']}, the same batches for both, the"
+        f" best-validation weights kept. Test loss (mean over seeds): **{_number(warmed['test_loss'])} warmed**,"
+        f" {_number(cold['test_loss'])} cold, chance {_number(result['chance_loss'])}; runs that learned (test loss"
+        f" below {result['learned_fraction']} x chance): {warmed['learned']}/{runs} warmed, {cold['learned']}/{runs}"
+        f" cold. Every learning curve: `GET /v1/models/{version.model.name}/versions/{version.number}/comparisons`."
+    )
 
 
 def _usage(version: VersionRow, spec: RNNSpec) -> str:
@@ -190,8 +237,9 @@ def render_card(version: VersionRow) -> str:
         _description(name, version, spec),
         "## Numbers",
         _numbers(version),
-        "VAA is the exact measure (1/n for a monostable network, about the number of distinct "
-        "attractors over n otherwise); VAA* is its differentiable surrogate that the warm-up optimises.",
+        VAA_EXPLAINED,
+        *(["## Outcome", outcome] if (outcome := _outcome(version)) else []),
+        *(["## Warmed versus cold", compared] if (compared := _comparison(version)) else []),
         "## Spec",
         _json_block(spec.model_dump(mode="json")),
         "## Warm-up",

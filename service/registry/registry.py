@@ -29,7 +29,7 @@ from warmzoo.service.core.errors import Reason, WarmzooError, validation_error
 from warmzoo.service.registry.artifacts import FILE_KINDS, FileKind, Source
 from warmzoo.service.registry.blobs import Blob, BlobStore
 from warmzoo.service.registry.card import render_card
-from warmzoo.service.registry.tables import AliasRow, FileRow, ModelRow, TagRow, VersionRow, utcnow
+from warmzoo.service.registry.tables import AliasRow, ComparisonRow, FileRow, ModelRow, TagRow, VersionRow, utcnow
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 ALIAS_RE = re.compile(r"[a-z][a-z0-9._-]{0,63}")  # starts with a letter: never mistaken for a number
@@ -271,6 +271,32 @@ class Registry:
         model.updated_at = utcnow()
         self.session.flush()
         return version
+
+    def add_comparison(
+        self,
+        version: VersionRow,
+        config: dict[str, Any],
+        result: dict[str, Any],
+        job_id: str | None = None,
+        in_transaction: Callable[[ComparisonRow], None] | None = None,
+    ) -> ComparisonRow:
+        """Store a comparison of `version` and rewrite its card, which quotes the newest one; then
+        commit, with `in_transaction(row)` run just before in the same transaction (a job
+        records its result there)."""
+        row = ComparisonRow(version=version, job_id=job_id, config=config, result=result)
+        self.session.add(row)
+        self.session.flush()
+        card = self.blobs.put_bytes(render_card(version).encode())
+        stored = next(f for f in version.files if f.name == "README.md")
+        stored.sha256, stored.size = card.sha256, card.size
+        try:
+            if in_transaction is not None:
+                in_transaction(row)
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+        return row
 
     def _add_file(self, version: VersionRow, name: str, blob: Blob, details: dict[str, Any] | None = None) -> FileRow:
         row = FileRow(

@@ -113,6 +113,7 @@ class VersionRow(Base):
     model: Mapped[ModelRow] = relationship(back_populates="versions", foreign_keys=[model_id])
     base: Mapped[VersionRow | None] = relationship(remote_side=[id])
     files: Mapped[list[FileRow]] = relationship(back_populates="version", order_by="FileRow.name")
+    comparisons: Mapped[list[ComparisonRow]] = relationship(back_populates="version", order_by="ComparisonRow.id")
 
 
 @event.listens_for(VersionRow, "before_update")
@@ -172,18 +173,34 @@ class FileRow(Base):
     version: Mapped[VersionRow] = relationship(back_populates="files")
 
 
+class ComparisonRow(Base):
+    """A version's weights and a cold initialisation of its spec trained alike on its task (a
+    compare job's result: `config` as run, `result` every learning curve and test loss)."""
+
+    __tablename__ = "comparisons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    config: Mapped[dict[str, Any]]
+    result: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    version: Mapped[VersionRow] = relationship(back_populates="comparisons")
+
+
 class JobRow(Base):
     """A warm-up, measure or export job; this table is the source of truth for job state.
 
     `owner` may cancel it; a warm-up's version is published as `request["owner"]`.
 
-    Workers claim a queued job by taking a lease (`lease_owner`, `lease_expires_at`);
-    an expired lease puts the job back in the queue until `max_attempts` is reached.
+    Workers claim the queued job of highest `priority`, oldest first, by taking a lease
+    (`lease_owner`, `lease_expires_at`); an expired lease puts the job back in the queue until `max_attempts` is reached.
     """
 
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_claim", "status", "created_at"),
+        Index("ix_jobs_claim", "status", "priority", "created_at"),
         Index("ix_jobs_key_status", "key_id", "status"),
         UniqueConstraint("idempotency_scope", "idempotency_key", name="uq_jobs_idempotency_scope"),
     )
@@ -191,6 +208,7 @@ class JobRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), default="queued")
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # higher first; the starter catalogue runs lowest
     request: Mapped[dict[str, Any]]
     progress: Mapped[dict[str, Any] | None]
     result: Mapped[dict[str, Any] | None]

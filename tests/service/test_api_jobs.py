@@ -46,7 +46,10 @@ def test_submit_returns_202_with_the_job_and_its_location(api: TestClient) -> No
     job = answer.json()
     assert answer.headers["location"] == f"/v1/jobs/{job['id']}"
     assert (job["kind"], job["status"], job["result"], job["error"]) == ("warmup", "queued", None, None)
-    assert job["progress"] == {"step": 0, "total": 2, "vaa_star": None, "vaa_star_curve": []}
+    assert job["progress"] | {"phases": []} == {
+        "phase": None, "phases": [], "step": 0, "total": 2, "vaa_star": None, "vaa_star_curve": []
+    }  # fmt: skip
+    assert job["priority"] == 0 and job["queue"]["position"] == 1  # nothing ahead of it
     assert job["request"]["warmup"]["learning_rate"] == 0.01 and job["request"]["seed"] == 0  # defaults filled in
     assert api.get(answer.headers["location"]).json()["id"] == job["id"]
 
@@ -107,7 +110,8 @@ def test_events_stream_progress_then_the_final_status(api: TestClient, job_setti
     events = [block.split("\n") for block in text.strip().split("\n\n")]
     names = [lines[0].removeprefix("event: ") for lines in events]
     assert names == ["progress", "status"]  # the job had already ended: its last state, then the stream closes
-    assert json.loads(events[0][1].removeprefix("data: "))["step"] == 2
+    last = json.loads(events[0][1].removeprefix("data: "))
+    assert (last["phase"], last["step"], last["total"]) == ("exporting", 1, 1)  # every phase done
     assert json.loads(events[1][1].removeprefix("data: "))["status"] == "succeeded"
     assert api.get("/v1/jobs/nope/events").status_code == 404
 
@@ -154,3 +158,33 @@ def test_bad_datasets_are_refused_and_not_stored(api: TestClient, content: bytes
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == "file" and words in answer.json()["error"]
     assert api.get("/v1/datasets").json()["total"] == 0
+
+
+def test_a_compare_job_stores_both_learning_curves_on_the_version(api: TestClient, job_settings: Settings) -> None:
+    api.post("/v1/warmups", json=warmup(name="cmp"))
+    Worker(job_settings).run_once()
+    card_before = api.get("/v1/models/cmp/versions/1/files/README.md").text
+    assert api.get("/v1/models/cmp/versions/1/comparisons").json() == []
+    body = {"seeds": [0, 1], "steps": 4, "evaluations": 2, "num_train": 32, "num_test": 32}
+    answer = api.post("/v1/models/cmp/versions/latest/compare", json=body)
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert (job["kind"], job["request"]["version"], job["progress"]["phases"]) == (
+        "compare", 1, ["training_warmed", "training_cold"]
+    )
+    assert "warmed up from (seed 0)" in job["request"]["cold_init"]  # the very initialisation of the warm-up
+    Worker(job_settings).run_once()
+    done = api.get(f"/v1/jobs/{job['id']}").json()
+    assert done["status"] == "succeeded", done["error"]
+    assert set(done["result"]["summary"]) == {"chance_loss", "warmed", "cold"}
+    [comparison] = api.get("/v1/models/cmp/versions/1/comparisons").json()
+    assert comparison["job_id"] == job["id"] and comparison["config"]["seeds"] == [0, 1]
+    for arm in ("warmed", "cold"):
+        runs = comparison["result"]["runs"][arm]
+        assert [r["seed"] for r in runs] == [0, 1] and [p["step"] for p in runs[0]["history"]] == [0, 2, 4]
+    warmed, cold = (comparison["result"]["runs"][arm][0]["history"][0] for arm in ("warmed", "cold"))
+    assert warmed["test_loss"] != cold["test_loss"]  # different starting weights, same test data
+    card = api.get("/v1/models/cmp/versions/1/files/README.md").text
+    assert "## Warmed versus cold" in card and "## Warmed versus cold" not in card_before
+    too_many = api.post("/v1/models/cmp/versions/1/compare", json={"seeds": list(range(6))})
+    assert too_many.status_code == 422 and too_many.json()["field"] == "seeds"

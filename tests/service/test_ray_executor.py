@@ -177,7 +177,7 @@ def test_a_killed_ray_worker_means_one_retry_and_one_version(zoo: Zoo) -> None:
     os.kill(_task_pid(f"warmzoo-warmup-{job_id}"), signal.SIGKILL)
     done = zoo.ended(job_id)
     assert done.status == "succeeded", done.error
-    assert done.attempts == 2 and done.result == {"model": "ray-killed", "version": 1}
+    assert done.attempts == 2 and (done.result or {}).get("version") == 1
     assert zoo.versions("ray-killed") == [1]
 
 

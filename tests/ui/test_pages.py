@@ -165,3 +165,21 @@ def test_keyboard_users_can_skip_to_the_content(page: Page) -> None:
     page.keyboard.press("Enter")
     expect(page.locator("main")).to_be_focused()
     assert page.evaluate("location.hash") in ("", "#/")  # the router's address is left alone
+
+
+def test_the_jobs_page_filters_by_status_and_the_version_says_what_the_warmup_did(page: Page, zoo: Zoo) -> None:
+    page.goto("/#/jobs")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Jobs")
+    expect(page.locator("tr[data-job]")).to_have_count(3)  # the three warm-ups of the seeded zoo
+    page.get_by_label("Status").select_option("failed")
+    expect(page.get_by_text("No jobs.")).to_be_visible()
+    page.get_by_label("Status").select_option("succeeded")
+    expect(page.locator('tr[data-status="succeeded"]')).to_have_count(3)
+    page.get_by_label("Whose").select_option("mine")
+    expect(page.get_by_text("No job was submitted from this browser yet.")).to_be_visible()
+    version = zoo.server.http.get("/v1/models/tiny-gru/versions/1").json()
+    page.goto("/#/models/tiny-gru/versions/1")
+    expect(page.locator(f'[data-outcome="{version["outcome"]["kind"]}"]')).to_contain_text(version["outcome"]["summary"])
+    expect(page.locator("p.measured")).to_contain_text("exact, n = 32")
+    expect(page.get_by_text("VAA* is the smooth surrogate")).to_be_visible()
+    expect(page.get_by_role("heading", name="Warmed versus cold")).to_be_visible()

@@ -15,7 +15,17 @@ from warmzoo.service.api.deps import OwnedModel, PaginationDep, PublisherDep, Re
 from warmzoo.service.api.errors import error_responses, validation_error
 from warmzoo.service.api.responses import json_response
 from warmzoo.service.api.routing import GuardedRoute
-from warmzoo.service.api.schemas import NO_NUL, AliasIn, AliasOut, ModelOut, ModelPatch, PageOut, TagsIn, VersionOut
+from warmzoo.service.api.schemas import (
+    NO_NUL,
+    AliasIn,
+    AliasOut,
+    ComparisonOut,
+    ModelOut,
+    ModelPatch,
+    PageOut,
+    TagsIn,
+    VersionOut,
+)
 from warmzoo.service.registry.blobs import CHUNK
 from warmzoo.service.registry.registry import LATEST, MAX_INT, TAG_RE, ModelFilter, Registry, SortKey, spec_from_weights
 from warmzoo.service.security.budgets import check_spec
@@ -75,6 +85,13 @@ def list_versions(name: NamePath, registry: RegistryDep, page: PaginationDep) ->
 @router.get("/{name}/versions/{version}", response_model=VersionOut, responses=error_responses(404, 422))
 def get_version(name: NamePath, version: VersionPath, registry: RegistryDep) -> Response:
     return json_response(VersionOut.from_row(registry.resolve(name, version)))
+
+
+@router.get("/{name}/versions/{version}/comparisons", responses=error_responses(404, 422))
+def list_comparisons(name: NamePath, version: VersionPath, registry: RegistryDep) -> list[ComparisonOut]:
+    """The compare jobs' results of the version, oldest first: learning curves and test losses,
+    warmed versus cold (queue one with `POST .../compare`)."""
+    return [ComparisonOut.from_row(row) for row in registry.resolve(name, version).comparisons]
 
 
 @router.post("/{name}/versions", status_code=201, responses=error_responses(409, 413, 422, 507))

@@ -26,4 +26,6 @@ def submit_warmup(
     """Check the request (limits, base, data, who owns the target name) and queue it; follow the
     job at the `Location` header. The version is published as the model's owner."""
     new = owned_warmup(who, registry.session, check_warmup(body, settings, registry))
-    return accepted(*lifecycle.submit(registry.session, new, settings, idempotency_key, who), response, who)
+    return accepted(
+        registry.session, settings, *lifecycle.submit(registry.session, new, settings, idempotency_key, who), response, who
+    )

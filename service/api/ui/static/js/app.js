@@ -5,6 +5,7 @@ import { ApiError } from "./api.js";
 import { fill, h } from "./dom.js";
 import * as compare from "./pages/compare.js";
 import * as job from "./pages/job.js";
+import * as jobs from "./pages/jobs.js";
 import * as model from "./pages/model.js";
 import * as submit from "./pages/submit.js";
 import * as version from "./pages/version.js";
@@ -16,6 +17,7 @@ const ROUTES = [
   [/^\/models\/([^/]+)\/versions\/([^/]+)$/, version],
   [/^\/compare$/, compare],
   [/^\/submit$/, submit],
+  [/^\/jobs$/, jobs],
   [/^\/jobs\/([^/]+)$/, job],
 ];
 

@@ -2,6 +2,7 @@
 // API, whose messages (naming the field at fault) are shown next to that field.
 
 import { ApiError, apiKey, apiSchemas, enumOf, postJson, setApiKey } from "../api.js";
+import { rememberJob } from "../standing.js";
 import { fill, h } from "../dom.js";
 
 /** One labelled control; `path` is the request field (e.g. "spec.hidden_size"), as the API names it. */
@@ -111,6 +112,7 @@ export async function render(main) {
     submit.disabled = true;
     try {
       const job = await postJson("/v1/warmups", body(form));
+      rememberJob(job.id);
       location.hash = `#/jobs/${encodeURIComponent(job.id)}`;
     } catch (error) {
       showError(form, summary, error instanceof ApiError ? error : new ApiError(0, { error: error.message }));
