@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from warmzoo.service.core.errors import Reason, WarmzooError
 
@@ -142,7 +142,7 @@ class RepositoryIndexRequest(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"ready": False}]})
 
-    ready: bool = False
+    ready: StrictBool = False  # a JSON boolean, as the schema says: 0 or "yes" is refused
 
 
 class RepositoryIndexEntry(BaseModel):

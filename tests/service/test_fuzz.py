@@ -12,6 +12,9 @@ names it (and its version 1) in the path, so that the rest of each request reach
 `GET /v1/jobs/{job_id}/events` is left out: it streams until its job ends, and no worker runs
 here, so a request for an existing job would never finish (its 404 path is plain JSON, covered
 in test_api_jobs.py).
+
+test_schemathesis_run.py is the outside judge of the same document: the schemathesis CLI with
+every check (but one, said there) and every phase against a real server.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ def test_index_config_and_statistics(client: TestClient, upload: Callable[..., R
     unloaded = {"name": "tiny", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded"}
     assert client.post("/v2/repository/index").json() == [unloaded]  # tritonclient sends no body
     assert client.post("/v2/repository/index", json={"ready": True}).json() == []
+    refused = client.post("/v2/repository/index", json={"ready": 0})  # a JSON boolean, not a number
+    assert refused.status_code == 422 and "ready" in refused.text
 
     assert client.post("/v2/models/tiny/versions/1/infer", content=infer_body(3)).status_code == 200  # no Content-Type
     assert client.post("/v2/models/tiny/infer", content=infer_body(0)).status_code == 400
